@@ -1,0 +1,159 @@
+//! Klaviyo's answers → the response text, or a structured failure an agent can act on.
+
+use crate::{Access, Operation};
+use serde_json::Value;
+
+/// Header a host sets on a response it made itself (never one Klaviyo sent): its value says
+/// why the request was not answered by Klaviyo, and the body (text) says what to do.
+/// Hosts strip this header from real responses.
+pub const HOST_VERDICT_HEADER: &str = "x-klaviyo-connector-host";
+
+/// One entry of Klaviyo's `errors[]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KlaviyoError {
+    pub id: Option<String>,
+    pub code: String,
+    pub title: String,
+    pub detail: String,
+    pub source_pointer: Option<String>,
+    pub source_parameter: Option<String>,
+}
+
+/// Mirrors the WIT `api-error` variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Http { status: u16, errors: Vec<KlaviyoError>, request_id: Option<String>, hint: Option<String>, body: Option<String> },
+    Throttled { retry_after_seconds: Option<u32>, detail: String },
+    InvalidInput { field: String, message: String },
+    Denied(String),
+    NotConfigured(String),
+    UnknownTool(String),
+    Transport(String),
+    Timeout(String),
+    OutcomeUnknown(String),
+}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Failure {
+        match e {
+            crate::Error::InvalidInput { field, message } => Failure::InvalidInput { field, message },
+            crate::Error::NotConfigured(m) => Failure::NotConfigured(m),
+            crate::Error::UnknownTool(m) => Failure::UnknownTool(m),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Http { status, errors, request_id, hint, body } => {
+                write!(f, "Klaviyo answered HTTP {status}")?;
+                for e in errors {
+                    write!(f, "; {}: {}", e.code, if e.detail.is_empty() { &e.title } else { &e.detail })?;
+                    if let Some(p) = e.source_pointer.as_ref().or(e.source_parameter.as_ref()) {
+                        write!(f, " (at {p})")?;
+                    }
+                }
+                if errors.is_empty() {
+                    if let Some(b) = body {
+                        write!(f, ": {}", b.chars().take(300).collect::<String>())?;
+                    }
+                }
+                if let Some(h) = hint {
+                    write!(f, ". {h}")?;
+                }
+                if let Some(r) = request_id {
+                    write!(f, " [request id {r}]")?;
+                }
+                Ok(())
+            }
+            Failure::Throttled { retry_after_seconds, detail } => match retry_after_seconds {
+                Some(s) => write!(f, "throttled: retry after {s} s ({detail})"),
+                None => write!(f, "throttled: {detail}"),
+            },
+            Failure::InvalidInput { field, message } => write!(f, "invalid input: `{field}` {message}"),
+            Failure::Denied(m) => write!(f, "denied by host policy: {m}"),
+            Failure::NotConfigured(m) => write!(f, "not configured: {m}"),
+            Failure::UnknownTool(m) => write!(f, "unknown tool: {m}"),
+            Failure::Transport(m) => write!(f, "transport error: {m}"),
+            Failure::Timeout(m) => write!(f, "timeout: {m}"),
+            Failure::OutcomeUnknown(m) => write!(f, "outcome unknown: {m}"),
+        }
+    }
+}
+
+/// Parses `{"errors": [...]}`; `None` when the body is not such a document.
+pub fn parse_errors(body: &str) -> Option<Vec<KlaviyoError>> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let arr = v.get("errors")?.as_array()?;
+    let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(String::from);
+    Some(
+        arr.iter()
+            .map(|e| KlaviyoError {
+                id: text(e, "id"),
+                code: text(e, "code").unwrap_or_default(),
+                title: text(e, "title").unwrap_or_default(),
+                detail: text(e, "detail").unwrap_or_default(),
+                source_pointer: e.get("source").and_then(|s| text(s, "pointer")),
+                source_parameter: e.get("source").and_then(|s| text(s, "parameter")),
+            })
+            .collect(),
+    )
+}
+
+/// Seconds from a `Retry-After` value (delta-seconds form; fractional values round up).
+pub fn parse_retry_after(v: &str) -> Option<u32> {
+    let f: f64 = v.trim().parse().ok()?;
+    (f.is_finite() && f >= 0.0).then(|| f.ceil().min(f64::from(u32::MAX)) as u32)
+}
+
+/// Turns a response into the tool's result. `header` looks up a response header by name.
+pub fn interpret(op: &Operation, status: u16, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -> Result<String, Failure> {
+    let text = String::from_utf8_lossy(body).into_owned();
+    if let Some(verdict) = header(HOST_VERDICT_HEADER) {
+        return Err(match verdict.as_str() {
+            "denied" => Failure::Denied(text),
+            "not-configured" => Failure::NotConfigured(text),
+            "timeout" => Failure::Timeout(text),
+            "outcome-unknown" => Failure::OutcomeUnknown(text),
+            "throttled" => Failure::Throttled { retry_after_seconds: header("retry-after").and_then(|v| parse_retry_after(&v)), detail: text },
+            _ => Failure::Transport(text),
+        });
+    }
+    if (200..300).contains(&status) {
+        if std::str::from_utf8(body).is_err() {
+            return Err(Failure::Transport(format!("Klaviyo answered {status} with a body that is not UTF-8 text")));
+        }
+        return Ok(text);
+    }
+    let errors = parse_errors(&text);
+    if status == 429 {
+        let detail = errors
+            .as_ref()
+            .and_then(|e| e.first().map(|e| e.detail.clone()))
+            .unwrap_or_else(|| "Klaviyo's rate limit for this endpoint was reached".into());
+        let retry = header("retry-after").and_then(|v| parse_retry_after(&v)).or_else(|| detail_seconds(&detail));
+        return Err(Failure::Throttled { retry_after_seconds: retry, detail });
+    }
+    let hint = match status {
+        401 => Some("The private API key was not accepted: check the key the host is configured with".to_string()),
+        403 => Some(format!("This action needs the API key scopes: {}", if op.scopes.is_empty() { "none (public key)".into() } else { op.scopes.join(", ") })),
+        _ if status >= 500 && op.access != Access::Read => Some(
+            "Klaviyo failed while handling a write: it may or may not have happened; check before retrying".to_string(),
+        ),
+        _ => None,
+    };
+    Err(Failure::Http {
+        status,
+        request_id: header("x-klaviyo-req-id"),
+        hint,
+        body: if errors.is_none() && !text.is_empty() { Some(text.chars().take(2000).collect()) } else { None },
+        errors: errors.unwrap_or_default(),
+    })
+}
+
+/// Klaviyo's throttled detail says e.g. "Request was throttled. Expected available in 3 seconds."
+fn detail_seconds(detail: &str) -> Option<u32> {
+    let i = detail.find(" in ")?;
+    detail[i + 4..].split_whitespace().next()?.parse().ok()
+}
