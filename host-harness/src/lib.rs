@@ -1,0 +1,29 @@
+//! The host harness: loads the Klaviyo connector component in wasmtime and runs its tools with
+//! the host in control — the key never enters the component, every request passes the egress
+//! guard and the user's policy, and every request is audited.
+//!
+//! - [`runtime`]: engine, component loading (import check, precompiled cache), one fresh store
+//!   per call with memory and time limits; the `secrets` import.
+//! - [`egress`]: the wasi:http `send_request` hook (destination, classification, credentials,
+//!   policy, audit, key substitution).
+//! - [`policy`], [`secrets`], [`audit`], [`config`]: what the user configures.
+
+pub mod audit;
+pub mod config;
+pub mod confirm;
+pub mod egress;
+pub mod policy;
+pub mod runtime;
+pub mod secrets;
+
+pub use config::{Settings, Timeouts};
+pub use confirm::{Confirm, NoTty, TtyConfirm};
+pub use runtime::{CallOutcome, Harness, ToolInfo};
+
+/// State shared by every call of one harness.
+pub struct Shared {
+    pub settings: Settings,
+    pub keys: secrets::KeyStore,
+    pub audit: audit::AuditLog,
+    pub confirm: Box<dyn Confirm>,
+}

@@ -1,0 +1,500 @@
+//! Loading and running the component: one engine and one pre-instantiated component per
+//! harness; a fresh store per call, with a memory limit and an epoch deadline.
+
+use crate::egress::{CallLog, Hooks, KEY_PLACEHOLDER};
+use crate::{Confirm, Settings, Shared};
+use anyhow::{anyhow, bail, Context as _, Result};
+use klaviyo_catalog::response::{Failure, KlaviyoError};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable, Val};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "harness",
+        exports: { default: async },
+    });
+}
+
+use bindings::exports::klaviyo::connector::tools as wit_tools;
+use bindings::klaviyo::connector::{secrets as wit_secrets, types as wit_types};
+
+/// Interfaces a component may import; anything else is refused at load time.
+pub const ALLOWED_IMPORTS: &[&str] = &[
+    "wasi:http/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "klaviyo:connector/secrets@",
+    "klaviyo:connector/types@",
+];
+
+/// Most calls running at once (the pooling allocator's instance slots).
+const MAX_CONCURRENT_CALLS: u32 = 64;
+/// Epoch tick: the granularity of the per-call deadline.
+const TICK: Duration = Duration::from_millis(10);
+
+struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: Hooks,
+    limits: StoreLimits,
+    connection: wit_secrets::Connection,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+impl wit_secrets::Host for State {
+    fn get_connection(&mut self) -> wit_secrets::Connection {
+        self.connection.clone()
+    }
+}
+
+impl wit_types::Host for State {}
+
+/// A tool as the component lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub tag: String,
+    pub access: String,
+    pub scopes: Vec<String>,
+    pub rate_limit: RateLimitInfo,
+    pub aliases: Vec<String>,
+    pub input_schema: serde_json::Value,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RateLimitInfo {
+    pub burst_per_second: u32,
+    pub steady_per_minute: u32,
+    pub daily: Option<u32>,
+}
+
+/// The result of one call, and what the host saw of it.
+#[derive(Debug)]
+pub struct CallOutcome {
+    pub result: Result<String, Failure>,
+    /// Requests captured in dry-run mode (key redacted).
+    pub dry_runs: Vec<serde_json::Value>,
+}
+
+pub struct Harness {
+    engine: Engine,
+    pre: bindings::HarnessPre<State>,
+    shared: Arc<Shared>,
+    slots: Semaphore,
+    tools: tokio::sync::OnceCell<Vec<ToolInfo>>,
+}
+
+fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_CONCURRENT_CALLS);
+    pool.total_core_instances(MAX_CONCURRENT_CALLS * 8);
+    pool.total_memories(MAX_CONCURRENT_CALLS * 2);
+    pool.total_tables(MAX_CONCURRENT_CALLS * 8);
+    pool.max_memory_size(256 << 20);
+    pool.max_memories_per_component(4);
+    pool.max_tables_per_component(16);
+    pool.max_core_instances_per_component(32);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
+/// Default component path: `KLAVIYO_COMPONENT`, else the release build next to this binary's
+/// target directory, else `target/wasm32-wasip2/release/klaviyo_connector.wasm`.
+pub fn default_component_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("KLAVIYO_COMPONENT") {
+        return PathBuf::from(p);
+    }
+    let rel = Path::new("wasm32-wasip2/release/klaviyo_connector.wasm");
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{debug,release}/klaviyo-harness (or target/debug/deps/test-binary)
+        for dir in exe.ancestors().skip(1).take(3) {
+            let p = dir.join(rel);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    Path::new("target").join(rel)
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("KLAVIYO_CACHE_DIR") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("klaviyo-harness")
+}
+
+/// Compiles the component, or loads the precompiled artifact cached for these exact bytes and
+/// this engine configuration.
+pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the component at {} (build it with `cargo build --target wasm32-wasip2 --release`)", path.display()))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), h.finish());
+    let dir = cache_dir();
+    let cached = dir.join(format!("{key}.cwasm"));
+    if cached.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this same engine
+        // configuration (the key covers the engine's compatibility hash and the input bytes),
+        // in a cache directory owned by this user.
+        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
+            return Ok(c);
+        }
+    }
+    let component = Component::new(engine, &bytes).map_err(|e| anyhow!("the component at {} does not compile: {e}", path.display()))?;
+    if let Ok(art) = component.serialize() {
+        let _ = std::fs::create_dir_all(&dir);
+        let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, art).is_ok() {
+            let _ = std::fs::rename(&tmp, &cached);
+        }
+    }
+    Ok(component)
+}
+
+/// Refuses a component importing anything beyond [`ALLOWED_IMPORTS`].
+pub fn check_imports(engine: &Engine, component: &Component) -> Result<()> {
+    let ty = component.component_type();
+    let bad: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)))
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "refusing to load the component: it imports {} — this host provides only wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli and klaviyo:connector/secrets (no filesystem, no sockets)",
+            bad.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn linker(engine: &Engine) -> Result<Linker<State>> {
+    use wasmtime_wasi::p2::bindings::{cli, random};
+    use wasmtime_wasi::{cli::WasiCli, random::WasiRandom, random::WasiRandomView};
+    let mut l = Linker::new(engine);
+    // io, clocks, random, stdio and http: the wasi:http proxy world.
+    wasmtime_wasi_http::p2::add_to_linker_async(&mut l)?;
+    // The rest of wasi:cli that Rust's std links (environment is empty; exit ends the call).
+    cli::environment::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::exit::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    random::insecure::add_to_linker::<State, WasiRandom>(&mut l, |t| t.random())?;
+    random::insecure_seed::add_to_linker::<State, WasiRandom>(&mut l, |t| t.random())?;
+    bindings::Harness::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut l, |s| s)?;
+    Ok(l)
+}
+
+impl Harness {
+    /// Loads the component at `component` with these settings; `confirm` handles `ask`.
+    pub fn new(settings: Settings, component: &Path, confirm: Box<dyn Confirm>) -> Result<Harness> {
+        let engine = engine()?;
+        let comp = load_component(&engine, component)?;
+        check_imports(&engine, &comp)?;
+        let linker = linker(&engine)?;
+        let pre = linker.instantiate_pre(&comp).map_err(|e| anyhow!("the component cannot be linked: {e}"))?;
+        let pre = bindings::HarnessPre::new(pre).map_err(|e| anyhow!("the component does not export the tools interface: {e}"))?;
+        let weak = engine.weak();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(TICK);
+            match weak.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => break,
+            }
+        });
+        let shared = Arc::new(Shared {
+            keys: crate::secrets::KeyStore::new(settings.key_source.clone()),
+            audit: crate::audit::AuditLog::new(settings.audit_log.as_deref()),
+            settings,
+            confirm,
+        });
+        Ok(Harness { engine, pre, shared, slots: Semaphore::new(MAX_CONCURRENT_CALLS as usize), tools: Default::default() })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn store(&self, tool: &str, log: Arc<Mutex<CallLog>>) -> Store<State> {
+        let s = &self.shared.settings;
+        // The component gets a placeholder, never the key. With no key configured it gets
+        // none (so it reports "not configured"), except in dry runs, which show the request.
+        let has_key = !matches!(self.shared.keys.source(), crate::secrets::KeySource::None)
+            && self.shared.keys.get().map(|k| k.is_some()).unwrap_or(true);
+        let connection = wit_secrets::Connection {
+            base_url: s.base_url.clone(),
+            revision: s.revision.clone(),
+            private_key_placeholder: (has_key || s.dry_run).then(|| KEY_PLACEHOLDER.to_string()),
+            public_key: s.public_key.clone(),
+        };
+        let state = State {
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: Hooks { shared: self.shared.clone(), tool: tool.to_string(), log },
+            limits: StoreLimitsBuilder::new().memory_size(s.memory_limit).instances(64).build(),
+            connection,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = (s.timeouts.call.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Runs `f` on a fresh instance within the call deadline.
+    async fn with_instance<R>(
+        &self,
+        tool: &str,
+        f: impl AsyncFnOnce(&mut Store<State>, &bindings::Harness, wasmtime::component::Instance) -> Result<R>,
+    ) -> Result<(R, CallLog)> {
+        let _slot = self.slots.acquire().await.expect("semaphore is never closed");
+        let log = Arc::new(Mutex::new(CallLog::default()));
+        let mut store = self.store(tool, log.clone());
+        let deadline = self.shared.settings.timeouts.call;
+        let run = async {
+            let instance = self.pre.instance_pre().instantiate_async(&mut store).await?;
+            let typed = bindings::Harness::new(&mut store, &instance)?;
+            f(&mut store, &typed, instance).await
+        };
+        let r = match tokio::time::timeout(deadline, run).await {
+            Ok(r) => r?,
+            Err(_) => bail!("the call took longer than {} s", deadline.as_secs()),
+        };
+        let log = std::mem::take(&mut *log.lock().unwrap());
+        Ok((r, log))
+    }
+
+    /// Every tool the component offers (listed once, then cached).
+    pub async fn list_tools(&self) -> Result<&[ToolInfo]> {
+        self.tools
+            .get_or_try_init(|| async {
+                let (tools, _) = self
+                    .with_instance("list_tools", async |store, h, _| Ok(h.klaviyo_connector_tools().call_list_tools(store).await?))
+                    .await?;
+                tools.into_iter().map(tool_info).collect::<Result<Vec<_>>>()
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// One tool by any accepted name.
+    pub async fn describe(&self, name: &str) -> Result<Option<ToolInfo>> {
+        let (t, _) = self
+            .with_instance("describe_tool", async |store, h, _| Ok(h.klaviyo_connector_tools().call_describe_tool(store, name).await?))
+            .await?;
+        t.map(tool_info).transpose()
+    }
+
+    /// Calls a tool by name with JSON arguments through the component's `tools` interface.
+    pub async fn call(&self, name: &str, arguments: &str) -> CallOutcome {
+        let tool_name = klaviyo_catalog::tools::Tool::resolve(name).map(|t| t.name().to_string()).unwrap_or_else(|_| name.to_string());
+        let r = self
+            .with_instance(&tool_name, async |store, h, _| Ok(h.klaviyo_connector_tools().call_call_tool(store, name, arguments).await?))
+            .await;
+        match r {
+            Ok((result, log)) => CallOutcome { result: result.map_err(failure_from_wit), dry_runs: log.dry_runs },
+            Err(e) => CallOutcome { result: Err(trap_failure(e)), dry_runs: vec![] },
+        }
+    }
+
+    /// Calls a typed export, e.g. (`profiles`, `get-profiles`, [record]), through wasmtime's
+    /// dynamic API. `params` are the function's arguments as component values.
+    pub async fn call_typed(&self, interface: &str, function: &str, params: Vec<Val>) -> CallOutcome {
+        let tool = klaviyo_catalog::tools::normalize(function);
+        let iface = format!("klaviyo:connector/{interface}@{}", env!("CARGO_PKG_VERSION"));
+        let r = self
+            .with_instance(&tool, async |store, _, instance| {
+                let i = instance.get_export_index(&mut *store, None, &iface).ok_or_else(|| anyhow!("no export {iface}"))?;
+                let f = instance.get_export_index(&mut *store, Some(&i), function).ok_or_else(|| anyhow!("no function {function} in {iface}"))?;
+                let func = instance.get_func(&mut *store, f).ok_or_else(|| anyhow!("{function} is not a function"))?;
+                let mut results = [Val::Bool(false)];
+                func.call_async(&mut *store, &params, &mut results).await?;
+                Ok(results[0].clone())
+            })
+            .await;
+        match r {
+            Ok((v, log)) => CallOutcome { result: result_from_val(v), dry_runs: log.dry_runs },
+            Err(e) => CallOutcome { result: Err(trap_failure(e)), dry_runs: vec![] },
+        }
+    }
+}
+
+fn trap_failure(e: anyhow::Error) -> Failure {
+    Failure::Transport(format!("the component failed: {e:#}"))
+}
+
+fn tool_info(t: wit_tools::Tool) -> Result<ToolInfo> {
+    Ok(ToolInfo {
+        input_schema: serde_json::from_str(&t.input_schema).with_context(|| format!("tool {} has an invalid schema", t.name))?,
+        name: t.name,
+        title: t.title,
+        description: t.description,
+        tag: t.tag,
+        access: match t.access {
+            wit_tools::Access::Read => "read",
+            wit_tools::Access::Write => "write",
+            wit_tools::Access::Destructive => "destructive",
+        }
+        .to_string(),
+        scopes: t.scopes,
+        rate_limit: RateLimitInfo {
+            burst_per_second: t.rate_limit.burst_per_second,
+            steady_per_minute: t.rate_limit.steady_per_minute,
+            daily: t.rate_limit.daily,
+        },
+        aliases: t.aliases,
+    })
+}
+
+fn failure_from_wit(e: wit_types::ApiError) -> Failure {
+    use wit_types::ApiError as E;
+    match e {
+        E::Http(h) => Failure::Http {
+            status: h.status,
+            errors: h
+                .errors
+                .into_iter()
+                .map(|k| KlaviyoError {
+                    id: k.id,
+                    code: k.code,
+                    title: k.title,
+                    detail: k.detail,
+                    source_pointer: k.source_pointer,
+                    source_parameter: k.source_parameter,
+                })
+                .collect(),
+            request_id: h.request_id,
+            hint: h.hint,
+            body: h.body,
+        },
+        E::Throttled(t) => Failure::Throttled { retry_after_seconds: t.retry_after_seconds, detail: t.detail },
+        E::InvalidInput(i) => Failure::InvalidInput { field: i.field, message: i.message },
+        E::Denied(m) => Failure::Denied(m),
+        E::NotConfigured(m) => Failure::NotConfigured(m),
+        E::UnknownTool(m) => Failure::UnknownTool(m),
+        E::Transport(m) => Failure::Transport(m),
+        E::Timeout(m) => Failure::Timeout(m),
+        E::OutcomeUnknown(m) => Failure::OutcomeUnknown(m),
+    }
+}
+
+/// `result<string, api-error>` as a dynamic value → Rust.
+fn result_from_val(v: Val) -> Result<String, Failure> {
+    let text = |v: &Val| match v {
+        Val::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    let field = |fields: &[(String, Val)], name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let opt = |v: Option<Val>| match v {
+        Some(Val::Option(Some(b))) => Some(text(&b)),
+        _ => None,
+    };
+    match v {
+        Val::Result(Ok(Some(b))) => Ok(text(&b)),
+        Val::Result(Ok(None)) => Ok(String::new()),
+        Val::Result(Err(Some(b))) => match *b {
+            Val::Variant(case, payload) => {
+                let payload = payload.map(|p| *p);
+                let rec = match &payload {
+                    Some(Val::Record(f)) => f.clone(),
+                    _ => vec![],
+                };
+                let s = payload.as_ref().map(text).unwrap_or_default();
+                Err(match case.as_str() {
+                    "invalid-input" => Failure::InvalidInput {
+                        field: field(&rec, "field").map(|v| text(&v)).unwrap_or_default(),
+                        message: field(&rec, "message").map(|v| text(&v)).unwrap_or_default(),
+                    },
+                    "throttled" => Failure::Throttled {
+                        retry_after_seconds: match field(&rec, "retry-after-seconds") {
+                            Some(Val::Option(Some(b))) => match *b {
+                                Val::U32(n) => Some(n),
+                                _ => None,
+                            },
+                            _ => None,
+                        },
+                        detail: field(&rec, "detail").map(|v| text(&v)).unwrap_or_default(),
+                    },
+                    "http" => Failure::Http {
+                        status: match field(&rec, "status") {
+                            Some(Val::U16(n)) => n,
+                            _ => 0,
+                        },
+                        errors: match field(&rec, "errors") {
+                            Some(Val::List(items)) => items
+                                .iter()
+                                .map(|e| {
+                                    let f = match e {
+                                        Val::Record(f) => f.clone(),
+                                        _ => vec![],
+                                    };
+                                    KlaviyoError {
+                                        id: opt(field(&f, "id")),
+                                        code: field(&f, "code").map(|v| text(&v)).unwrap_or_default(),
+                                        title: field(&f, "title").map(|v| text(&v)).unwrap_or_default(),
+                                        detail: field(&f, "detail").map(|v| text(&v)).unwrap_or_default(),
+                                        source_pointer: opt(field(&f, "source-pointer")),
+                                        source_parameter: opt(field(&f, "source-parameter")),
+                                    }
+                                })
+                                .collect(),
+                            _ => vec![],
+                        },
+                        request_id: opt(field(&rec, "request-id")),
+                        hint: opt(field(&rec, "hint")),
+                        body: opt(field(&rec, "body")),
+                    },
+                    "denied" => Failure::Denied(s),
+                    "not-configured" => Failure::NotConfigured(s),
+                    "unknown-tool" => Failure::UnknownTool(s),
+                    "timeout" => Failure::Timeout(s),
+                    "outcome-unknown" => Failure::OutcomeUnknown(s),
+                    _ => Failure::Transport(s),
+                })
+            }
+            other => Err(Failure::Transport(format!("unexpected error value {other:?}"))),
+        },
+        other => Err(Failure::Transport(format!("unexpected result value {other:?}"))),
+    }
+}
