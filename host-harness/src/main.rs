@@ -114,6 +114,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Exit quietly when the reader of our output goes away (`| head`), like other CLIs.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
