@@ -30,6 +30,9 @@ use serde_json::{Map, Value};
 
 pub struct Component;
 
+// Export symbols only for the component build: their names (`klaviyo:connector/…`) are not
+// valid native linker symbols, and the native build exists only for tests and tooling.
+#[cfg(target_arch = "wasm32")]
 bindings::export!(Component with_types_in bindings);
 
 /// Arguments of a typed call, by tool argument name, before validation.

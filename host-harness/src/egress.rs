@@ -102,7 +102,9 @@ fn body_for_display(body: &[u8], content_type: Option<&str>) -> Value {
     serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn guard(
+/// Checks one request and, when it may go, sends it. Public so tests can forge requests a
+/// hostile component could make.
+pub async fn guard(
     shared: Arc<Shared>,
     tool: String,
     log: Arc<Mutex<CallLog>>,

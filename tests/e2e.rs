@@ -1,0 +1,436 @@
+//! End-to-end: the real component (release build) in the real harness, against a local HTTP
+//! server on 127.0.0.1. Build the component first: `cargo build --target wasm32-wasip2 --release`.
+
+mod support;
+
+use klaviyo_catalog::response::Failure;
+use klaviyo_catalog::tools::Tool;
+use klaviyo_catalog::{Kind, Location};
+use klaviyo_harness::policy::Policy;
+use klaviyo_harness::runtime::{check_imports, default_component_path};
+use klaviyo_harness::secrets::KeySource;
+use klaviyo_harness::{Harness, NoTty, Settings};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use support::{Recorded, Reply, Server, FAKE_KEY, FAKE_PUBLIC_KEY};
+use wasmtime::component::Val;
+
+struct Env {
+    harness: Harness,
+    audit: PathBuf,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> TempDir {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!("kc-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&d).unwrap();
+    TempDir(d)
+}
+
+fn env(server: &Server, policy: Policy) -> Env {
+    let dir = temp_dir();
+    let key = dir.0.join("key");
+    std::fs::write(&key, FAKE_KEY).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let audit = dir.0.join("audit.jsonl");
+    let mut s = Settings::new(&server.url).unwrap();
+    s.key_source = KeySource::File(key);
+    s.public_key = Some(FAKE_PUBLIC_KEY.into());
+    s.policy = policy;
+    s.audit_log = Some(audit.clone());
+    let harness = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
+    Env { harness, audit, _dir: dir }
+}
+
+fn component() -> PathBuf {
+    let p = default_component_path();
+    assert!(p.exists(), "build the component first: cargo build --target wasm32-wasip2 --release ({} missing)", p.display());
+    p
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+fn assert_klaviyo_headers(r: &Recorded) {
+    assert_eq!(r.header("authorization"), Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str()));
+    assert_eq!(r.header("revision"), Some(klaviyo_catalog::generated::REVISION));
+    assert_eq!(r.header("accept"), Some("application/vnd.api+json"));
+}
+
+#[test]
+fn read_through_tools_interface_sends_the_exact_request() {
+    let server = Server::ok();
+    let e = env(&server, Policy::read_only());
+    let out = rt().block_on(e.harness.call(
+        "get-profiles",
+        &json!({"fields_profile": ["email"], "filter": "equals(email,'a@b.co')", "page_size": 3}).to_string(),
+    ));
+    let body = out.result.unwrap();
+    assert!(body.contains("\"VIP\""), "the server's body comes back: {body}");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.method, "GET");
+    assert_eq!(r.target, "/api/profiles?fields%5Bprofile%5D=email&filter=equals(email,'a@b.co')&page%5Bsize%5D=3");
+    assert_klaviyo_headers(r);
+}
+
+#[test]
+fn sample_of_reads_through_tools_interface() {
+    let server = Server::ok();
+    let e = env(&server, Policy::read_only());
+    let rt = rt();
+    for name in ["get_lists", "get_campaigns", "get_metric", "get_catalog_items", "get_segment_relationships", "get_accounts"] {
+        let tool = Tool::resolve(name).unwrap();
+        let args = klaviyo_catalog::example::example_args(tool, true);
+        let out = rt.block_on(e.harness.call(name, &args.to_string()));
+        assert!(out.result.is_ok(), "{name}: {:?}", out.result);
+        let r = server.requests().pop().unwrap();
+        let op = tool.operations()[0];
+        assert_eq!(r.method, op.method.as_str(), "{name}");
+        let segments = op.path.split('/').count();
+        assert_eq!(r.path().split('/').count(), segments, "{name}: {}", r.path());
+        assert_klaviyo_headers(&r);
+    }
+}
+
+/// The params record of a typed export, as dynamic component values, from JSON arguments.
+fn typed_params(op_id: &str, args: &Value) -> Vec<Val> {
+    let op = klaviyo_catalog::tools::operation(op_id).unwrap();
+    let mut fields = Vec::new();
+    for p in op.params {
+        let name = p.arg.replace('_', "-");
+        let v = &args[p.arg];
+        let val = match (&p.kind, v) {
+            (_, Value::Null) => None,
+            (Kind::String, Value::String(s)) => Some(Val::String(s.clone())),
+            (Kind::Integer { .. }, Value::Number(n)) => Some(Val::U32(n.as_u64().unwrap() as u32)),
+            (Kind::List(_), Value::Array(a)) => Some(Val::List(a.iter().map(|x| Val::String(x.as_str().unwrap().into())).collect())),
+            (Kind::Enum(_), Value::String(s)) => {
+                let case = match s.strip_prefix('-') {
+                    Some(r) => format!("{r}-desc"),
+                    None => s.clone(),
+                };
+                Some(Val::Enum(case.replace(['_', '.'], "-")))
+            }
+            other => panic!("unsupported {other:?}"),
+        };
+        let required = p.required && matches!(p.kind, Kind::String | Kind::Enum(_));
+        fields.push((name, if required { val.unwrap() } else { Val::Option(val.map(Box::new)) }));
+        let _ = Location::Path;
+    }
+    if let Some(b) = &op.body {
+        let text = args.get("body").map(|b| Val::String(b.to_string()));
+        fields.push(("body".into(), if b.required { text.unwrap() } else { Val::Option(text.map(Box::new)) }));
+    }
+    vec![Val::Record(fields)]
+}
+
+#[test]
+fn read_through_typed_exports() {
+    let server = Server::ok();
+    let e = env(&server, Policy::read_only());
+    let rt = rt();
+    let cases = [
+        ("profiles", "get-profiles", "get_profiles", json!({"sort": "-created", "page_size": 2, "fields_profile": ["email", "phone_number"]}),
+         "/api/profiles?fields%5Bprofile%5D=email,phone_number&page%5Bsize%5D=2&sort=-created"),
+        ("lists", "get-list", "get_list", json!({"id": "a/b?c#d"}), "/api/lists/a%2Fb%3Fc%23d"),
+        ("campaigns", "get-campaigns", "get_campaigns", json!({"filter": "equals(messages.channel,'email')"}),
+         "/api/campaigns?filter=equals(messages.channel,'email')"),
+    ];
+    for (iface, func, op, args, target) in cases {
+        let out = rt.block_on(e.harness.call_typed(iface, func, typed_params(op, &args)));
+        assert!(out.result.is_ok(), "{func}: {:?}", out.result);
+        let r = server.requests().pop().unwrap();
+        assert_eq!(r.target, target, "{func}");
+        assert_klaviyo_headers(&r);
+    }
+    // A typed call with bad input is refused before any request.
+    let before = server.requests().len();
+    let out = rt.block_on(e.harness.call_typed("lists", "get-list", typed_params("get_list", &json!({"id": ""}))));
+    assert!(matches!(out.result, Err(Failure::InvalidInput { ref field, .. }) if field == "id"), "{:?}", out.result);
+    assert_eq!(server.requests().len(), before);
+}
+
+#[test]
+fn writes_are_denied_in_read_only_mode_before_any_byte_is_sent() {
+    let server = Server::ok();
+    let e = env(&server, Policy::read_only());
+    let rt = rt();
+    for (tool, args) in [
+        ("create_list", json!({"body": {"name": "VIP"}})),
+        ("delete_list", json!({"id": "L1"})),
+        ("Add Profile to List", json!({"id": "L1", "body": ["P1"]})),
+        ("create_tag_relationships", json!({"relationship": "lists", "id": "T1", "body": ["L1"]})),
+    ] {
+        let out = rt.block_on(e.harness.call(tool, &args.to_string()));
+        match out.result {
+            Err(Failure::Denied(m)) => assert!(m.contains("decision = \"allow\""), "says how to allow it: {m}"),
+            other => panic!("{tool}: expected denied, got {other:?}"),
+        }
+    }
+    assert!(server.requests().is_empty(), "nothing reached the server");
+    let audit = std::fs::read_to_string(&e.audit).unwrap();
+    assert_eq!(audit.lines().filter(|l| l.contains("\"event\":\"denied\"")).count(), 4);
+}
+
+#[test]
+fn allowed_writes_are_audited_before_and_after() {
+    let server = Server::start(|_| Reply::json(201, r#"{"data":{"type":"list","id":"L9"}}"#));
+    let policy = Policy::from_toml("[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"").unwrap();
+    let e = env(&server, policy);
+    let out = rt().block_on(e.harness.call("create_list", &json!({"body": {"name": "VIP"}}).to_string()));
+    assert!(out.result.unwrap().contains("L9"));
+    let r = &server.requests()[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.header("content-type"), Some("application/vnd.api+json"));
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body, json!({"data": {"type": "list", "attributes": {"name": "VIP"}}}));
+    let lines: Vec<Value> = std::fs::read_to_string(&e.audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event"], "sending");
+    assert_eq!(lines[1]["event"], "done");
+    assert_eq!(lines[1]["status"], 201);
+    assert_eq!(lines[0]["request"], lines[1]["request"]);
+    for l in &lines {
+        assert_eq!(l["tool"], "create_list");
+        assert_eq!(l["access"], "write");
+        assert_eq!(l["decision"], "allow");
+    }
+}
+
+#[test]
+fn deny_wins_over_allow() {
+    let server = Server::ok();
+    let policy = Policy::from_toml("[defaults]\nwrite = \"allow\"\n[[rules]]\ntools = \"*\"\ndecision = \"allow\"\n[[rules]]\ntools = \"create_*\"\ndecision = \"deny\"").unwrap();
+    let e = env(&server, policy);
+    let out = rt().block_on(e.harness.call("create_list", &json!({"body": {"name": "x"}}).to_string()));
+    assert!(matches!(out.result, Err(Failure::Denied(_))), "{:?}", out.result);
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn ask_without_a_way_to_ask_is_refused() {
+    let server = Server::ok();
+    let policy = Policy::from_toml("[defaults]\nwrite = \"ask\"").unwrap();
+    let e = env(&server, policy);
+    let out = rt().block_on(e.harness.call("create_list", &json!({"body": {"name": "x"}}).to_string()));
+    match out.result {
+        Err(Failure::Denied(m)) => assert!(m.contains("needs confirmation") && m.contains("tools = \"create_list\""), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.requests().is_empty());
+}
+
+/// Requests a component might forge are checked by the host itself.
+#[test]
+fn forged_requests_are_refused_by_the_egress_hook() {
+    use http_body_util::{BodyExt, Full};
+    let server = Server::ok();
+    let other = Server::ok();
+    let e = env(&server, Policy::read_only());
+    let shared = e.harness.shared().clone();
+    let placeholder = format!("Klaviyo-API-Key {}", klaviyo_harness::egress::KEY_PLACEHOLDER);
+    let cases = [
+        ("POST", format!("{}/api/lists", server.url), Some(placeholder.clone()), "denied by"),
+        ("PATCH", format!("{}/api/lists/L1", server.url), Some(placeholder.clone()), "denied by"),
+        ("DELETE", format!("{}/api/lists/L1", server.url), Some(placeholder.clone()), "denied by"),
+        ("GET", format!("{}/api/lists", other.url), Some(placeholder.clone()), "is not allowed"),
+        ("GET", "https://evil.example/api/lists".to_string(), Some(placeholder.clone()), "is not allowed"),
+        ("GET", format!("{}/api/not-an-endpoint", server.url), Some(placeholder.clone()), "not a Klaviyo API operation"),
+        ("GET", format!("{}/api/lists", server.url), Some("Klaviyo-API-Key pk_guessed".into()), "placeholder"),
+        ("GET", format!("{}/client/geofences?company_id=x", server.url), Some(placeholder.clone()), "must not carry"),
+    ];
+    let rt = rt();
+    for (method, url, auth, needle) in cases {
+        let mut b = http::Request::builder().method(method).uri(&url);
+        if let Some(a) = &auth {
+            b = b.header("authorization", a);
+        }
+        let req = b.body(Full::new(bytes::Bytes::from_static(b"{}")).map_err(|n| match n {}).boxed_unsync()).unwrap();
+        let resp = rt.block_on(klaviyo_harness::egress::guard(shared.clone(), "forged".into(), Default::default(), req, None));
+        let (resp, _) = resp.unwrap();
+        assert_eq!(resp.headers().get(klaviyo_catalog::response::HOST_VERDICT_HEADER).unwrap(), "denied", "{method} {url}");
+        let text = rt.block_on(resp.into_body().collect()).unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains(needle), "{method} {url}: {text}");
+    }
+    assert!(server.requests().is_empty() && other.requests().is_empty());
+}
+
+#[test]
+fn the_key_never_leaks() {
+    let server = Server::start(|r| {
+        if r.path().ends_with("/boom") {
+            Reply::json(400, r#"{"errors":[{"id":"e1","code":"invalid","title":"Invalid input.","detail":"bad","source":{"pointer":"/data"}}]}"#)
+        } else {
+            Reply::json(200, r#"{"data":[]}"#)
+        }
+    });
+    let e = env(&server, Policy::read_only());
+    let rt = rt();
+    let mut texts = Vec::new();
+    for (tool, args) in [
+        ("get_lists", json!({})),
+        ("get_list", json!({"id": "boom"})),
+        ("create_list", json!({"body": {"name": "x"}})),
+        ("get_list", json!({"id": 7})),
+        ("nope", json!({})),
+        ("create_client_event", klaviyo_catalog::example::example_args(Tool::resolve("create_client_event").unwrap(), false)),
+    ] {
+        let out = rt.block_on(e.harness.call(tool, &args.to_string()));
+        texts.push(format!("{:?} {:?}", out.result, out.dry_runs));
+        if let Err(f) = &out.result {
+            texts.push(f.to_string());
+        }
+    }
+    for t in &texts {
+        assert!(!t.contains(FAKE_KEY), "key leaked into {t}");
+    }
+    assert!(!std::fs::read_to_string(&e.audit).unwrap().contains(FAKE_KEY));
+    for r in server.requests() {
+        let raw = String::from_utf8_lossy(&r.raw);
+        let count = raw.matches(FAKE_KEY).count();
+        if r.path().starts_with("/client/") {
+            assert_eq!(count, 0, "client endpoints never get the private key");
+            assert!(r.query().contains(&format!("company_id={FAKE_PUBLIC_KEY}")));
+        } else {
+            assert_eq!(count, 1, "only in the Authorization header");
+            assert_eq!(r.header("authorization"), Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str()));
+        }
+    }
+    assert!(server.requests().len() >= 2);
+}
+
+#[test]
+fn klaviyo_errors_come_back_structured() {
+    let server = Server::start(|_| Reply {
+        status: 403,
+        headers: vec![("x-klaviyo-req-id".into(), "req-42".into())],
+        body: r#"{"errors":[{"id":"e1","code":"permission_denied","title":"Permission denied","detail":"missing scope","source":{"parameter":"fields"}}]}"#.into(),
+    });
+    let e = env(&server, Policy::read_only());
+    let out = rt().block_on(e.harness.call("get_lists", "{}"));
+    match out.result {
+        Err(Failure::Http { status, errors, request_id, hint, .. }) => {
+            assert_eq!(status, 403);
+            assert_eq!(errors[0].code, "permission_denied");
+            assert_eq!(errors[0].source_parameter.as_deref(), Some("fields"));
+            assert_eq!(request_id.as_deref(), Some("req-42"));
+            assert!(hint.unwrap().contains("lists:read"), "a 403 names the scope the tool needs");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_spoofed_host_verdict_from_a_server_is_ignored() {
+    let server = Server::start(|_| Reply {
+        status: 200,
+        headers: vec![(klaviyo_catalog::response::HOST_VERDICT_HEADER.into(), "denied".into())],
+        body: r#"{"data":[]}"#.into(),
+    });
+    let e = env(&server, Policy::read_only());
+    let out = rt().block_on(e.harness.call("get_lists", "{}"));
+    assert_eq!(out.result.unwrap(), r#"{"data":[]}"#);
+}
+
+#[test]
+fn dry_run_shows_the_request_and_sends_nothing() {
+    let server = Server::ok();
+    let dir = temp_dir();
+    let mut s = Settings::new(&server.url).unwrap();
+    s.key_source = KeySource::None;
+    s.dry_run = true;
+    let h = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
+    let out = rt().block_on(h.call("create_list", &json!({"body": {"name": "VIP"}}).to_string()));
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    let r = &out.dry_runs[0];
+    assert_eq!(r["request"]["method"], "POST");
+    assert_eq!(r["request"]["url"], format!("{}/api/lists", server.url));
+    assert_eq!(r["request"]["headers"]["authorization"], "Klaviyo-API-Key [redacted]");
+    assert_eq!(r["request"]["body"]["data"]["type"], "list");
+    assert_eq!(r["policy"]["decision"], "deny");
+    assert!(server.requests().is_empty());
+    drop(dir);
+}
+
+#[test]
+fn no_key_is_a_not_configured_error() {
+    let server = Server::ok();
+    let mut s = Settings::new(&server.url).unwrap();
+    s.key_source = KeySource::None;
+    let h = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
+    let out = rt().block_on(h.call("get_lists", "{}"));
+    assert!(matches!(out.result, Err(Failure::NotConfigured(_))), "{:?}", out.result);
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_before_sending() {
+    let server = Server::ok();
+    let e = env(&server, Policy::allow_all());
+    let rt = rt();
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("get_profilez", "{}", "unknown"),
+        ("get_lists", "{not json", "arguments"),
+        ("get_list", r#"{"id": 5}"#, "id"),
+        ("get_list", "{}", "id"),
+        ("get_profiles", r#"{"page_size": 1000}"#, "page_size"),
+        ("create_list", r#"{"body": {"name": 1}}"#, "body.data.attributes.name"),
+    ];
+    for (tool, args, field) in cases {
+        let out = rt.block_on(e.harness.call(tool, args));
+        match out.result {
+            Err(Failure::InvalidInput { field: f, .. }) => assert_eq!(f, field, "{tool} {args}"),
+            Err(Failure::UnknownTool(m)) => assert!(field == "unknown" && m.contains(tool), "{m}"),
+            other => panic!("{tool} {args}: {other:?}"),
+        }
+    }
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn tools_are_listed_with_schemas_and_classes() {
+    let server = Server::ok();
+    let e = env(&server, Policy::read_only());
+    let rt = rt();
+    let tools = rt.block_on(e.harness.list_tools()).unwrap();
+    assert_eq!(tools.len(), 351);
+    let gp = tools.iter().find(|t| t.name == "get_profiles").unwrap();
+    assert_eq!(gp.access, "read");
+    assert_eq!(gp.scopes, vec!["profiles:read"]);
+    assert!(gp.input_schema["properties"]["page_size"]["maximum"].is_number());
+    let d = rt.block_on(e.harness.describe("Add Profile to List")).unwrap().unwrap();
+    assert_eq!(d.name, "add_profiles_to_list");
+    assert!(rt.block_on(e.harness.describe("no such tool")).unwrap().is_none());
+}
+
+#[test]
+fn components_with_other_imports_are_refused() {
+    let engine = wasmtime::Engine::default();
+    for (import, wat) in [
+        ("wasi:filesystem", r#"(component (import "wasi:filesystem/types@0.2.6" (instance)))"#),
+        ("wasi:sockets", r#"(component (import "wasi:sockets/tcp@0.2.6" (instance)))"#),
+    ] {
+        let c = wasmtime::component::Component::new(&engine, wat).unwrap();
+        let err = check_imports(&engine, &c).unwrap_err().to_string();
+        assert!(err.contains(import) && err.contains("no filesystem"), "{err}");
+    }
+    let ok = wasmtime::component::Component::new(&engine, r#"(component (import "wasi:http/types@0.2.4" (instance)))"#).unwrap();
+    assert!(check_imports(&engine, &ok).is_ok());
+}
