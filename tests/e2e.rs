@@ -434,3 +434,30 @@ fn components_with_other_imports_are_refused() {
     let ok = wasmtime::component::Component::new(&engine, r#"(component (import "wasi:http/types@0.2.4" (instance)))"#).unwrap();
     assert!(check_imports(&engine, &ok).is_ok());
 }
+
+/// The built component exports exactly the WIT contract and imports only what is allowed.
+#[test]
+fn the_component_exports_every_action_and_imports_only_allowed_interfaces() {
+    use wasmtime::component::types::ComponentItem;
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let c = klaviyo_harness::runtime::load_component(&engine, &component()).unwrap();
+    check_imports(&engine, &c).unwrap();
+    let ty = c.component_type();
+    let imports: Vec<String> = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
+    assert!(imports.iter().any(|n| n.starts_with("klaviyo:connector/secrets@")), "{imports:?}");
+    assert!(imports.iter().any(|n| n.starts_with("wasi:http/outgoing-handler@")), "{imports:?}");
+    let mut functions = 0;
+    let mut interfaces = Vec::new();
+    for (name, item) in ty.exports(&engine) {
+        let ComponentItem::ComponentInstance(inst) = item.ty else { panic!("unexpected export {name}") };
+        interfaces.push(name.to_string());
+        functions += inst.exports(&engine).filter(|(_, i)| matches!(i.ty, ComponentItem::ComponentFunc(_))).count();
+    }
+    let tags: std::collections::BTreeSet<&str> = klaviyo_catalog::generated::OPERATIONS.iter().map(|o| o.tag).collect();
+    assert_eq!(interfaces.len(), tags.len() + 1, "one interface per tag, plus tools: {interfaces:?}");
+    assert!(interfaces.iter().any(|n| n.starts_with("klaviyo:connector/tools@")));
+    // 345 operations + 6 composite actions + list-tools, describe-tool, call-tool.
+    assert_eq!(functions, 345 + 6 + 3);
+}
