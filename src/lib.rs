@@ -53,7 +53,10 @@ impl Args {
     }
     pub fn list(&mut self, name: &str, v: Option<Vec<String>>) {
         if let Some(v) = v {
-            self.map.insert(name.into(), Value::Array(v.into_iter().map(Value::String).collect()));
+            self.map.insert(
+                name.into(),
+                Value::Array(v.into_iter().map(Value::String).collect()),
+            );
         }
     }
     pub fn int(&mut self, name: &str, v: Option<u32>) {
@@ -163,14 +166,27 @@ fn send(req: &request::Request) -> Result<String, Failure> {
     let resp = builder.send().map_err(|e| unknown(e.to_string()))?;
     let status = resp.status_code();
     let headers = resp.headers().clone();
-    let body = resp.body().map_err(|e| unknown(format!("reading the response failed: {e}")))?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let body = resp
+        .body()
+        .map_err(|e| unknown(format!("reading the response failed: {e}")))?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
     response::interpret(req.operation, status, &header, &body)
 }
 
 fn to_wit(f: Failure) -> ApiError {
     match f {
-        Failure::Http { status, errors, request_id, hint, body } => ApiError::Http(HttpError {
+        Failure::Http {
+            status,
+            errors,
+            request_id,
+            hint,
+            body,
+        } => ApiError::Http(HttpError {
             status,
             errors: errors
                 .into_iter()
@@ -187,10 +203,16 @@ fn to_wit(f: Failure) -> ApiError {
             hint,
             body,
         }),
-        Failure::Throttled { retry_after_seconds, detail } => {
-            ApiError::Throttled(Throttled { retry_after_seconds, detail })
+        Failure::Throttled {
+            retry_after_seconds,
+            detail,
+        } => ApiError::Throttled(Throttled {
+            retry_after_seconds,
+            detail,
+        }),
+        Failure::InvalidInput { field, message } => {
+            ApiError::InvalidInput(InvalidInput { field, message })
         }
-        Failure::InvalidInput { field, message } => ApiError::InvalidInput(InvalidInput { field, message }),
         Failure::Denied(m) => ApiError::Denied(m),
         Failure::NotConfigured(m) => ApiError::NotConfigured(m),
         Failure::UnknownTool(m) => ApiError::UnknownTool(m),

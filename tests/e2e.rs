@@ -31,7 +31,11 @@ impl Drop for TempDir {
 fn temp_dir() -> TempDir {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!("kc-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "kc-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     TempDir(d)
 }
@@ -52,22 +56,39 @@ fn env(server: &Server, policy: Policy) -> Env {
     s.policy = policy;
     s.audit_log = Some(audit.clone());
     let harness = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
-    Env { harness, audit, _dir: dir }
+    Env {
+        harness,
+        audit,
+        _dir: dir,
+    }
 }
 
 fn component() -> PathBuf {
     let p = default_component_path();
-    assert!(p.exists(), "build the component first: cargo build --target wasm32-wasip2 --release ({} missing)", p.display());
+    assert!(
+        p.exists(),
+        "build the component first: cargo build --target wasm32-wasip2 --release ({} missing)",
+        p.display()
+    );
     p
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn assert_klaviyo_headers(r: &Recorded) {
-    assert_eq!(r.header("authorization"), Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str()));
-    assert_eq!(r.header("revision"), Some(klaviyo_catalog::generated::REVISION));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str())
+    );
+    assert_eq!(
+        r.header("revision"),
+        Some(klaviyo_catalog::generated::REVISION)
+    );
     assert_eq!(r.header("accept"), Some("application/vnd.api+json"));
 }
 
@@ -80,12 +101,18 @@ fn read_through_tools_interface_sends_the_exact_request() {
         &json!({"fields_profile": ["email"], "filter": "equals(email,'a@b.co')", "page_size": 3}).to_string(),
     ));
     let body = out.result.unwrap();
-    assert!(body.contains("\"VIP\""), "the server's body comes back: {body}");
+    assert!(
+        body.contains("\"VIP\""),
+        "the server's body comes back: {body}"
+    );
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
     assert_eq!(r.method, "GET");
-    assert_eq!(r.target, "/api/profiles?fields%5Bprofile%5D=email&filter=equals(email,'a@b.co')&page%5Bsize%5D=3");
+    assert_eq!(
+        r.target,
+        "/api/profiles?fields%5Bprofile%5D=email&filter=equals(email,'a@b.co')&page%5Bsize%5D=3"
+    );
     assert_klaviyo_headers(r);
 }
 
@@ -94,7 +121,14 @@ fn sample_of_reads_through_tools_interface() {
     let server = Server::ok();
     let e = env(&server, Policy::read_only());
     let rt = rt();
-    for name in ["get_lists", "get_campaigns", "get_metric", "get_catalog_items", "get_segment_relationships", "get_accounts"] {
+    for name in [
+        "get_lists",
+        "get_campaigns",
+        "get_metric",
+        "get_catalog_items",
+        "get_segment_relationships",
+        "get_accounts",
+    ] {
         let tool = Tool::resolve(name).unwrap();
         let args = klaviyo_catalog::example::example_args(tool, true);
         let out = rt.block_on(e.harness.call(name, &args.to_string()));
@@ -103,7 +137,12 @@ fn sample_of_reads_through_tools_interface() {
         let op = tool.operations()[0];
         assert_eq!(r.method, op.method.as_str(), "{name}");
         let segments = op.path.split('/').count();
-        assert_eq!(r.path().split('/').count(), segments, "{name}: {}", r.path());
+        assert_eq!(
+            r.path().split('/').count(),
+            segments,
+            "{name}: {}",
+            r.path()
+        );
         assert_klaviyo_headers(&r);
     }
 }
@@ -119,7 +158,11 @@ fn typed_params(op_id: &str, args: &Value) -> Vec<Val> {
             (_, Value::Null) => None,
             (Kind::String, Value::String(s)) => Some(Val::String(s.clone())),
             (Kind::Integer { .. }, Value::Number(n)) => Some(Val::U32(n.as_u64().unwrap() as u32)),
-            (Kind::List(_), Value::Array(a)) => Some(Val::List(a.iter().map(|x| Val::String(x.as_str().unwrap().into())).collect())),
+            (Kind::List(_), Value::Array(a)) => Some(Val::List(
+                a.iter()
+                    .map(|x| Val::String(x.as_str().unwrap().into()))
+                    .collect(),
+            )),
             (Kind::Enum(_), Value::String(s)) => {
                 let case = match s.strip_prefix('-') {
                     Some(r) => format!("{r}-desc"),
@@ -130,12 +173,26 @@ fn typed_params(op_id: &str, args: &Value) -> Vec<Val> {
             other => panic!("unsupported {other:?}"),
         };
         let required = p.required && matches!(p.kind, Kind::String | Kind::Enum(_));
-        fields.push((name, if required { val.unwrap() } else { Val::Option(val.map(Box::new)) }));
+        fields.push((
+            name,
+            if required {
+                val.unwrap()
+            } else {
+                Val::Option(val.map(Box::new))
+            },
+        ));
         let _ = Location::Path;
     }
     if let Some(b) = &op.body {
         let text = args.get("body").map(|b| Val::String(b.to_string()));
-        fields.push(("body".into(), if b.required { text.unwrap() } else { Val::Option(text.map(Box::new)) }));
+        fields.push((
+            "body".into(),
+            if b.required {
+                text.unwrap()
+            } else {
+                Val::Option(text.map(Box::new))
+            },
+        ));
     }
     vec![Val::Record(fields)]
 }
@@ -146,11 +203,27 @@ fn read_through_typed_exports() {
     let e = env(&server, Policy::read_only());
     let rt = rt();
     let cases = [
-        ("profiles", "get-profiles", "get_profiles", json!({"sort": "-created", "page_size": 2, "fields_profile": ["email", "phone_number"]}),
-         "/api/profiles?fields%5Bprofile%5D=email,phone_number&page%5Bsize%5D=2&sort=-created"),
-        ("lists", "get-list", "get_list", json!({"id": "a/b?c#d"}), "/api/lists/a%2Fb%3Fc%23d"),
-        ("campaigns", "get-campaigns", "get_campaigns", json!({"filter": "equals(messages.channel,'email')"}),
-         "/api/campaigns?filter=equals(messages.channel,'email')"),
+        (
+            "profiles",
+            "get-profiles",
+            "get_profiles",
+            json!({"sort": "-created", "page_size": 2, "fields_profile": ["email", "phone_number"]}),
+            "/api/profiles?fields%5Bprofile%5D=email,phone_number&page%5Bsize%5D=2&sort=-created",
+        ),
+        (
+            "lists",
+            "get-list",
+            "get_list",
+            json!({"id": "a/b?c#d"}),
+            "/api/lists/a%2Fb%3Fc%23d",
+        ),
+        (
+            "campaigns",
+            "get-campaigns",
+            "get_campaigns",
+            json!({"filter": "equals(messages.channel,'email')"}),
+            "/api/campaigns?filter=equals(messages.channel,'email')",
+        ),
     ];
     for (iface, func, op, args, target) in cases {
         let out = rt.block_on(e.harness.call_typed(iface, func, typed_params(op, &args)));
@@ -161,8 +234,16 @@ fn read_through_typed_exports() {
     }
     // A typed call with bad input is refused before any request.
     let before = server.requests().len();
-    let out = rt.block_on(e.harness.call_typed("lists", "get-list", typed_params("get_list", &json!({"id": ""}))));
-    assert!(matches!(out.result, Err(Failure::InvalidInput { ref field, .. }) if field == "id"), "{:?}", out.result);
+    let out = rt.block_on(e.harness.call_typed(
+        "lists",
+        "get-list",
+        typed_params("get_list", &json!({"id": ""})),
+    ));
+    assert!(
+        matches!(out.result, Err(Failure::InvalidInput { ref field, .. }) if field == "id"),
+        "{:?}",
+        out.result
+    );
     assert_eq!(server.requests().len(), before);
 }
 
@@ -175,32 +256,55 @@ fn writes_are_denied_in_read_only_mode_before_any_byte_is_sent() {
         ("create_list", json!({"body": {"name": "VIP"}})),
         ("delete_list", json!({"id": "L1"})),
         ("Add Profile to List", json!({"id": "L1", "body": ["P1"]})),
-        ("create_tag_relationships", json!({"relationship": "lists", "id": "T1", "body": ["L1"]})),
+        (
+            "create_tag_relationships",
+            json!({"relationship": "lists", "id": "T1", "body": ["L1"]}),
+        ),
     ] {
         let out = rt.block_on(e.harness.call(tool, &args.to_string()));
         match out.result {
-            Err(Failure::Denied(m)) => assert!(m.contains("decision = \"allow\""), "says how to allow it: {m}"),
+            Err(Failure::Denied(m)) => assert!(
+                m.contains("decision = \"allow\""),
+                "says how to allow it: {m}"
+            ),
             other => panic!("{tool}: expected denied, got {other:?}"),
         }
     }
     assert!(server.requests().is_empty(), "nothing reached the server");
     let audit = std::fs::read_to_string(&e.audit).unwrap();
-    assert_eq!(audit.lines().filter(|l| l.contains("\"event\":\"denied\"")).count(), 4);
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("\"event\":\"denied\""))
+            .count(),
+        4
+    );
 }
 
 #[test]
 fn allowed_writes_are_audited_before_and_after() {
     let server = Server::start(|_| Reply::json(201, r#"{"data":{"type":"list","id":"L9"}}"#));
-    let policy = Policy::from_toml("[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"").unwrap();
+    let policy =
+        Policy::from_toml("[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"").unwrap();
     let e = env(&server, policy);
-    let out = rt().block_on(e.harness.call("create_list", &json!({"body": {"name": "VIP"}}).to_string()));
+    let out = rt().block_on(
+        e.harness
+            .call("create_list", &json!({"body": {"name": "VIP"}}).to_string()),
+    );
     assert!(out.result.unwrap().contains("L9"));
     let r = &server.requests()[0];
     assert_eq!(r.method, "POST");
     assert_eq!(r.header("content-type"), Some("application/vnd.api+json"));
     let body: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(body, json!({"data": {"type": "list", "attributes": {"name": "VIP"}}}));
-    let lines: Vec<Value> = std::fs::read_to_string(&e.audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        body,
+        json!({"data": {"type": "list", "attributes": {"name": "VIP"}}})
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&e.audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["event"], "sending");
     assert_eq!(lines[1]["event"], "done");
@@ -218,8 +322,15 @@ fn deny_wins_over_allow() {
     let server = Server::ok();
     let policy = Policy::from_toml("[defaults]\nwrite = \"allow\"\n[[rules]]\ntools = \"*\"\ndecision = \"allow\"\n[[rules]]\ntools = \"create_*\"\ndecision = \"deny\"").unwrap();
     let e = env(&server, policy);
-    let out = rt().block_on(e.harness.call("create_list", &json!({"body": {"name": "x"}}).to_string()));
-    assert!(matches!(out.result, Err(Failure::Denied(_))), "{:?}", out.result);
+    let out = rt().block_on(
+        e.harness
+            .call("create_list", &json!({"body": {"name": "x"}}).to_string()),
+    );
+    assert!(
+        matches!(out.result, Err(Failure::Denied(_))),
+        "{:?}",
+        out.result
+    );
     assert!(server.requests().is_empty());
 }
 
@@ -228,9 +339,15 @@ fn ask_without_a_way_to_ask_is_refused() {
     let server = Server::ok();
     let policy = Policy::from_toml("[defaults]\nwrite = \"ask\"").unwrap();
     let e = env(&server, policy);
-    let out = rt().block_on(e.harness.call("create_list", &json!({"body": {"name": "x"}}).to_string()));
+    let out = rt().block_on(
+        e.harness
+            .call("create_list", &json!({"body": {"name": "x"}}).to_string()),
+    );
     match out.result {
-        Err(Failure::Denied(m)) => assert!(m.contains("needs confirmation") && m.contains("tools = \"create_list\""), "{m}"),
+        Err(Failure::Denied(m)) => assert!(
+            m.contains("needs confirmation") && m.contains("tools = \"create_list\""),
+            "{m}"
+        ),
         other => panic!("{other:?}"),
     }
     assert!(server.requests().is_empty());
@@ -244,16 +361,59 @@ fn forged_requests_are_refused_by_the_egress_hook() {
     let other = Server::ok();
     let e = env(&server, Policy::read_only());
     let shared = e.harness.shared().clone();
-    let placeholder = format!("Klaviyo-API-Key {}", klaviyo_harness::egress::KEY_PLACEHOLDER);
+    let placeholder = format!(
+        "Klaviyo-API-Key {}",
+        klaviyo_harness::egress::KEY_PLACEHOLDER
+    );
     let cases = [
-        ("POST", format!("{}/api/lists", server.url), Some(placeholder.clone()), "denied by"),
-        ("PATCH", format!("{}/api/lists/L1", server.url), Some(placeholder.clone()), "denied by"),
-        ("DELETE", format!("{}/api/lists/L1", server.url), Some(placeholder.clone()), "denied by"),
-        ("GET", format!("{}/api/lists", other.url), Some(placeholder.clone()), "is not allowed"),
-        ("GET", "https://evil.example/api/lists".to_string(), Some(placeholder.clone()), "is not allowed"),
-        ("GET", format!("{}/api/not-an-endpoint", server.url), Some(placeholder.clone()), "not a Klaviyo API operation"),
-        ("GET", format!("{}/api/lists", server.url), Some("Klaviyo-API-Key pk_guessed".into()), "placeholder"),
-        ("GET", format!("{}/client/geofences?company_id=x", server.url), Some(placeholder.clone()), "must not carry"),
+        (
+            "POST",
+            format!("{}/api/lists", server.url),
+            Some(placeholder.clone()),
+            "denied by",
+        ),
+        (
+            "PATCH",
+            format!("{}/api/lists/L1", server.url),
+            Some(placeholder.clone()),
+            "denied by",
+        ),
+        (
+            "DELETE",
+            format!("{}/api/lists/L1", server.url),
+            Some(placeholder.clone()),
+            "denied by",
+        ),
+        (
+            "GET",
+            format!("{}/api/lists", other.url),
+            Some(placeholder.clone()),
+            "is not allowed",
+        ),
+        (
+            "GET",
+            "https://evil.example/api/lists".to_string(),
+            Some(placeholder.clone()),
+            "is not allowed",
+        ),
+        (
+            "GET",
+            format!("{}/api/not-an-endpoint", server.url),
+            Some(placeholder.clone()),
+            "not a Klaviyo API operation",
+        ),
+        (
+            "GET",
+            format!("{}/api/lists", server.url),
+            Some("Klaviyo-API-Key pk_guessed".into()),
+            "placeholder",
+        ),
+        (
+            "GET",
+            format!("{}/client/geofences?company_id=x", server.url),
+            Some(placeholder.clone()),
+            "must not carry",
+        ),
     ];
     let rt = rt();
     for (method, url, auth, needle) in cases {
@@ -261,10 +421,28 @@ fn forged_requests_are_refused_by_the_egress_hook() {
         if let Some(a) = &auth {
             b = b.header("authorization", a);
         }
-        let req = b.body(Full::new(bytes::Bytes::from_static(b"{}")).map_err(|n| match n {}).boxed_unsync()).unwrap();
-        let resp = rt.block_on(klaviyo_harness::egress::guard(shared.clone(), "forged".into(), Default::default(), req, None));
+        let req = b
+            .body(
+                Full::new(bytes::Bytes::from_static(b"{}"))
+                    .map_err(|n| match n {})
+                    .boxed_unsync(),
+            )
+            .unwrap();
+        let resp = rt.block_on(klaviyo_harness::egress::guard(
+            shared.clone(),
+            "forged".into(),
+            Default::default(),
+            req,
+            None,
+        ));
         let (resp, _) = resp.unwrap();
-        assert_eq!(resp.headers().get(klaviyo_catalog::response::HOST_VERDICT_HEADER).unwrap(), "denied", "{method} {url}");
+        assert_eq!(
+            resp.headers()
+                .get(klaviyo_catalog::response::HOST_VERDICT_HEADER)
+                .unwrap(),
+            "denied",
+            "{method} {url}"
+        );
         let text = rt.block_on(resp.into_body().collect()).unwrap().to_bytes();
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains(needle), "{method} {url}: {text}");
@@ -276,7 +454,10 @@ fn forged_requests_are_refused_by_the_egress_hook() {
 fn the_key_never_leaks() {
     let server = Server::start(|r| {
         if r.path().ends_with("/boom") {
-            Reply::json(400, r#"{"errors":[{"id":"e1","code":"invalid","title":"Invalid input.","detail":"bad","source":{"pointer":"/data"}}]}"#)
+            Reply::json(
+                400,
+                r#"{"errors":[{"id":"e1","code":"invalid","title":"Invalid input.","detail":"bad","source":{"pointer":"/data"}}]}"#,
+            )
         } else {
             Reply::json(200, r#"{"data":[]}"#)
         }
@@ -290,7 +471,13 @@ fn the_key_never_leaks() {
         ("create_list", json!({"body": {"name": "x"}})),
         ("get_list", json!({"id": 7})),
         ("nope", json!({})),
-        ("create_client_event", klaviyo_catalog::example::example_args(Tool::resolve("create_client_event").unwrap(), false)),
+        (
+            "create_client_event",
+            klaviyo_catalog::example::example_args(
+                Tool::resolve("create_client_event").unwrap(),
+                false,
+            ),
+        ),
     ] {
         let out = rt.block_on(e.harness.call(tool, &args.to_string()));
         texts.push(format!("{:?} {:?}", out.result, out.dry_runs));
@@ -301,7 +488,9 @@ fn the_key_never_leaks() {
     for t in &texts {
         assert!(!t.contains(FAKE_KEY), "key leaked into {t}");
     }
-    assert!(!std::fs::read_to_string(&e.audit).unwrap().contains(FAKE_KEY));
+    assert!(!std::fs::read_to_string(&e.audit)
+        .unwrap()
+        .contains(FAKE_KEY));
     for r in server.requests() {
         let raw = String::from_utf8_lossy(&r.raw);
         let count = raw.matches(FAKE_KEY).count();
@@ -310,7 +499,10 @@ fn the_key_never_leaks() {
             assert!(r.query().contains(&format!("company_id={FAKE_PUBLIC_KEY}")));
         } else {
             assert_eq!(count, 1, "only in the Authorization header");
-            assert_eq!(r.header("authorization"), Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str()));
+            assert_eq!(
+                r.header("authorization"),
+                Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str())
+            );
         }
     }
     assert!(server.requests().len() >= 2);
@@ -318,20 +510,31 @@ fn the_key_never_leaks() {
 
 #[test]
 fn klaviyo_errors_come_back_structured() {
-    let server = Server::start(|_| Reply {
+    let server = Server::start(|_| {
+        Reply {
         status: 403,
         headers: vec![("x-klaviyo-req-id".into(), "req-42".into())],
         body: r#"{"errors":[{"id":"e1","code":"permission_denied","title":"Permission denied","detail":"missing scope","source":{"parameter":"fields"}}]}"#.into(),
+    }
     });
     let e = env(&server, Policy::read_only());
     let out = rt().block_on(e.harness.call("get_lists", "{}"));
     match out.result {
-        Err(Failure::Http { status, errors, request_id, hint, .. }) => {
+        Err(Failure::Http {
+            status,
+            errors,
+            request_id,
+            hint,
+            ..
+        }) => {
             assert_eq!(status, 403);
             assert_eq!(errors[0].code, "permission_denied");
             assert_eq!(errors[0].source_parameter.as_deref(), Some("fields"));
             assert_eq!(request_id.as_deref(), Some("req-42"));
-            assert!(hint.unwrap().contains("lists:read"), "a 403 names the scope the tool needs");
+            assert!(
+                hint.unwrap().contains("lists:read"),
+                "a 403 names the scope the tool needs"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -341,7 +544,10 @@ fn klaviyo_errors_come_back_structured() {
 fn a_spoofed_host_verdict_from_a_server_is_ignored() {
     let server = Server::start(|_| Reply {
         status: 200,
-        headers: vec![(klaviyo_catalog::response::HOST_VERDICT_HEADER.into(), "denied".into())],
+        headers: vec![(
+            klaviyo_catalog::response::HOST_VERDICT_HEADER.into(),
+            "denied".into(),
+        )],
         body: r#"{"data":[]}"#.into(),
     });
     let e = env(&server, Policy::read_only());
@@ -362,7 +568,10 @@ fn dry_run_shows_the_request_and_sends_nothing() {
     let r = &out.dry_runs[0];
     assert_eq!(r["request"]["method"], "POST");
     assert_eq!(r["request"]["url"], format!("{}/api/lists", server.url));
-    assert_eq!(r["request"]["headers"]["authorization"], "Klaviyo-API-Key [redacted]");
+    assert_eq!(
+        r["request"]["headers"]["authorization"],
+        "Klaviyo-API-Key [redacted]"
+    );
     assert_eq!(r["request"]["body"]["data"]["type"], "list");
     assert_eq!(r["policy"]["decision"], "deny");
     assert!(server.requests().is_empty());
@@ -376,7 +585,11 @@ fn no_key_is_a_not_configured_error() {
     s.key_source = KeySource::None;
     let h = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
     let out = rt().block_on(h.call("get_lists", "{}"));
-    assert!(matches!(out.result, Err(Failure::NotConfigured(_))), "{:?}", out.result);
+    assert!(
+        matches!(out.result, Err(Failure::NotConfigured(_))),
+        "{:?}",
+        out.result
+    );
     assert!(server.requests().is_empty());
 }
 
@@ -391,7 +604,11 @@ fn bad_input_is_refused_before_sending() {
         ("get_list", r#"{"id": 5}"#, "id"),
         ("get_list", "{}", "id"),
         ("get_profiles", r#"{"page_size": 1000}"#, "page_size"),
-        ("create_list", r#"{"body": {"name": 1}}"#, "body.data.attributes.name"),
+        (
+            "create_list",
+            r#"{"body": {"name": 1}}"#,
+            "body.data.attributes.name",
+        ),
     ];
     for (tool, args, field) in cases {
         let out = rt.block_on(e.harness.call(tool, args));
@@ -415,23 +632,42 @@ fn tools_are_listed_with_schemas_and_classes() {
     assert_eq!(gp.access, "read");
     assert_eq!(gp.scopes, vec!["profiles:read"]);
     assert!(gp.input_schema["properties"]["page_size"]["maximum"].is_number());
-    let d = rt.block_on(e.harness.describe("Add Profile to List")).unwrap().unwrap();
+    let d = rt
+        .block_on(e.harness.describe("Add Profile to List"))
+        .unwrap()
+        .unwrap();
     assert_eq!(d.name, "add_profiles_to_list");
-    assert!(rt.block_on(e.harness.describe("no such tool")).unwrap().is_none());
+    assert!(rt
+        .block_on(e.harness.describe("no such tool"))
+        .unwrap()
+        .is_none());
 }
 
 #[test]
 fn components_with_other_imports_are_refused() {
     let engine = wasmtime::Engine::default();
     for (import, wat) in [
-        ("wasi:filesystem", r#"(component (import "wasi:filesystem/types@0.2.6" (instance)))"#),
-        ("wasi:sockets", r#"(component (import "wasi:sockets/tcp@0.2.6" (instance)))"#),
+        (
+            "wasi:filesystem",
+            r#"(component (import "wasi:filesystem/types@0.2.6" (instance)))"#,
+        ),
+        (
+            "wasi:sockets",
+            r#"(component (import "wasi:sockets/tcp@0.2.6" (instance)))"#,
+        ),
     ] {
         let c = wasmtime::component::Component::new(&engine, wat).unwrap();
         let err = check_imports(&engine, &c).unwrap_err().to_string();
-        assert!(err.contains(import) && err.contains("no filesystem"), "{err}");
+        assert!(
+            err.contains(import) && err.contains("no filesystem"),
+            "{err}"
+        );
     }
-    let ok = wasmtime::component::Component::new(&engine, r#"(component (import "wasi:http/types@0.2.4" (instance)))"#).unwrap();
+    let ok = wasmtime::component::Component::new(
+        &engine,
+        r#"(component (import "wasi:http/types@0.2.4" (instance)))"#,
+    )
+    .unwrap();
     assert!(check_imports(&engine, &ok).is_ok());
 }
 
@@ -446,18 +682,42 @@ fn the_component_exports_every_action_and_imports_only_allowed_interfaces() {
     check_imports(&engine, &c).unwrap();
     let ty = c.component_type();
     let imports: Vec<String> = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
-    assert!(imports.iter().any(|n| n.starts_with("klaviyo:connector/secrets@")), "{imports:?}");
-    assert!(imports.iter().any(|n| n.starts_with("wasi:http/outgoing-handler@")), "{imports:?}");
+    assert!(
+        imports
+            .iter()
+            .any(|n| n.starts_with("klaviyo:connector/secrets@")),
+        "{imports:?}"
+    );
+    assert!(
+        imports
+            .iter()
+            .any(|n| n.starts_with("wasi:http/outgoing-handler@")),
+        "{imports:?}"
+    );
     let mut functions = 0;
     let mut interfaces = Vec::new();
     for (name, item) in ty.exports(&engine) {
-        let ComponentItem::ComponentInstance(inst) = item.ty else { panic!("unexpected export {name}") };
+        let ComponentItem::ComponentInstance(inst) = item.ty else {
+            panic!("unexpected export {name}")
+        };
         interfaces.push(name.to_string());
-        functions += inst.exports(&engine).filter(|(_, i)| matches!(i.ty, ComponentItem::ComponentFunc(_))).count();
+        functions += inst
+            .exports(&engine)
+            .filter(|(_, i)| matches!(i.ty, ComponentItem::ComponentFunc(_)))
+            .count();
     }
-    let tags: std::collections::BTreeSet<&str> = klaviyo_catalog::generated::OPERATIONS.iter().map(|o| o.tag).collect();
-    assert_eq!(interfaces.len(), tags.len() + 1, "one interface per tag, plus tools: {interfaces:?}");
-    assert!(interfaces.iter().any(|n| n.starts_with("klaviyo:connector/tools@")));
+    let tags: std::collections::BTreeSet<&str> = klaviyo_catalog::generated::OPERATIONS
+        .iter()
+        .map(|o| o.tag)
+        .collect();
+    assert_eq!(
+        interfaces.len(),
+        tags.len() + 1,
+        "one interface per tag, plus tools: {interfaces:?}"
+    );
+    assert!(interfaces
+        .iter()
+        .any(|n| n.starts_with("klaviyo:connector/tools@")));
     // 345 operations + 6 composite actions + list-tools, describe-tool, call-tool.
     assert_eq!(functions, 345 + 6 + 3);
 }

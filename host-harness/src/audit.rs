@@ -43,7 +43,10 @@ pub struct AuditLog {
 
 impl AuditLog {
     pub fn new(path: Option<&Path>) -> AuditLog {
-        AuditLog { path: path.map(Path::to_path_buf), lock: Mutex::new(()) }
+        AuditLog {
+            path: path.map(Path::to_path_buf),
+            lock: Mutex::new(()),
+        }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -52,7 +55,9 @@ impl AuditLog {
 
     /// Appends one record and flushes it to the OS before returning.
     pub fn write(&self, r: &Record) -> Result<(), String> {
-        let Some(path) = &self.path else { return Ok(()) };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let _guard = self.lock.lock().unwrap();
         let mut line = serde_json::to_string(r).map_err(|e| e.to_string())?;
         line.push('\n');
@@ -61,12 +66,16 @@ impl AuditLog {
             .append(true)
             .open(path)
             .map_err(|e| format!("audit log {}: {e}", path.display()))?;
-        f.write_all(line.as_bytes()).and_then(|_| f.flush()).map_err(|e| format!("audit log {}: {e}", path.display()))
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.flush())
+            .map_err(|e| format!("audit log {}: {e}", path.display()))
     }
 }
 
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

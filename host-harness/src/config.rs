@@ -89,12 +89,20 @@ impl Settings {
 /// Accepts `https://host[:port]` or `http://host[:port]` (no path, query or user info).
 pub fn parse_base_url(s: &str) -> Result<(String, http::Uri), String> {
     let trimmed = s.trim().trim_end_matches('/');
-    let uri: http::Uri = trimmed.parse().map_err(|e| format!("base URL `{s}` is not a URL: {e}"))?;
+    let uri: http::Uri = trimmed
+        .parse()
+        .map_err(|e| format!("base URL `{s}` is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("https") | Some("http") => {}
-        _ => return Err(format!("base URL `{s}` must start with https:// or http://")),
+        _ => {
+            return Err(format!(
+                "base URL `{s}` must start with https:// or http://"
+            ))
+        }
     }
-    let Some(auth) = uri.authority() else { return Err(format!("base URL `{s}` has no host")) };
+    let Some(auth) = uri.authority() else {
+        return Err(format!("base URL `{s}` has no host"));
+    };
     if auth.as_str().contains('@') {
         return Err(format!("base URL `{s}` must not contain user info"));
     }
@@ -124,11 +132,21 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
-        let mut c: FileConfig = toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let mut c: FileConfig =
+            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         // Relative paths in the file are relative to the file.
         let dir = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.key_file, &mut c.policy, &mut c.audit_log, &mut c.component].into_iter().flatten() {
+        for p in [
+            &mut c.key_file,
+            &mut c.policy,
+            &mut c.audit_log,
+            &mut c.component,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
@@ -152,12 +170,20 @@ pub struct Overrides {
 
 /// Resolves settings: `over` (flags, then env, already merged by the caller) > file > defaults.
 pub fn resolve(over: &Overrides, file: &FileConfig) -> Result<Settings, String> {
-    let base = over.base_url.as_deref().or(file.base_url.as_deref()).unwrap_or(DEFAULT_BASE_URL);
+    let base = over
+        .base_url
+        .as_deref()
+        .or(file.base_url.as_deref())
+        .unwrap_or(DEFAULT_BASE_URL);
     let mut s = Settings::new(base)?;
     if let Some(r) = over.revision.as_ref().or(file.revision.as_ref()) {
         s.revision = r.clone();
     }
-    s.public_key = over.company_id.clone().or(file.company_id.clone()).filter(|k| !k.is_empty());
+    s.public_key = over
+        .company_id
+        .clone()
+        .or(file.company_id.clone())
+        .filter(|k| !k.is_empty());
     s.key_source = if let Some(p) = over.key_file.as_ref() {
         KeySource::File(p.clone())
     } else if let Some(c) = over.key_command.as_ref() {
@@ -194,8 +220,14 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(parse_base_url("https://a.klaviyo.com/").unwrap().0, "https://a.klaviyo.com");
-        assert_eq!(parse_base_url("http://127.0.0.1:4010").unwrap().0, "http://127.0.0.1:4010");
+        assert_eq!(
+            parse_base_url("https://a.klaviyo.com/").unwrap().0,
+            "https://a.klaviyo.com"
+        );
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:4010").unwrap().0,
+            "http://127.0.0.1:4010"
+        );
         assert!(parse_base_url("ftp://x").is_err());
         assert!(parse_base_url("https://a.klaviyo.com/api").is_err());
         assert!(parse_base_url("https://u:p@a.klaviyo.com").is_err());
@@ -204,8 +236,15 @@ mod tests {
 
     #[test]
     fn precedence_flags_over_file() {
-        let file = FileConfig { base_url: Some("http://127.0.0.1:1".into()), revision: Some("2025-01-01".into()), ..Default::default() };
-        let over = Overrides { base_url: Some("http://127.0.0.1:2".into()), ..Default::default() };
+        let file = FileConfig {
+            base_url: Some("http://127.0.0.1:1".into()),
+            revision: Some("2025-01-01".into()),
+            ..Default::default()
+        };
+        let over = Overrides {
+            base_url: Some("http://127.0.0.1:2".into()),
+            ..Default::default()
+        };
         let s = resolve(&over, &file).unwrap();
         assert_eq!(s.base_url, "http://127.0.0.1:2");
         assert_eq!(s.revision, "2025-01-01");

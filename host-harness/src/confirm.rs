@@ -22,7 +22,9 @@ impl Confirm for TtyConfirm {
         write!(out, "\n{prompt}\nAllow this request? [y/N] ").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
         let mut line = String::new();
-        BufReader::new(tty).read_line(&mut line).map_err(|e| e.to_string())?;
+        BufReader::new(tty)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
     }
 }

@@ -74,7 +74,11 @@ fn verdict(status: u16, kind: &str, text: String) -> SendResult {
         .status(status)
         .header(HOST_VERDICT_HEADER, kind)
         .header("content-type", "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync())
+        .body(
+            Full::new(Bytes::from(text))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
         .expect("static response parts are valid");
     Ok((resp, done_io()))
 }
@@ -99,7 +103,8 @@ fn body_for_display(body: &[u8], content_type: Option<&str>) -> Value {
     if content_type.is_some_and(|c| c.starts_with("multipart/")) {
         return json!(format!("<multipart body, {} bytes>", body.len()));
     }
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// Checks one request and, when it may go, sends it. Public so tests can forge requests a
@@ -118,7 +123,11 @@ pub async fn guard(
     let path = parts.uri.path().to_string();
     let method = Method::parse(parts.method.as_str());
     let method_text = parts.method.to_string();
-    let record = |event: &'static str, op: &'static str, access: &'static str, decision: &'static str, detail: Option<String>| Record {
+    let record = |event: &'static str,
+                  op: &'static str,
+                  access: &'static str,
+                  decision: &'static str,
+                  detail: Option<String>| Record {
         time: now_rfc3339(),
         event,
         request: seq,
@@ -134,8 +143,16 @@ pub async fn guard(
         detail,
     };
     let deny = |op: &'static str, access: &'static str, text: String| -> SendResult {
-        if let Err(e) = shared.audit.write(&record("denied", op, access, "deny", Some(text.clone()))) {
-            return verdict(500, "transport", format!("the audit log could not be written ({e}); nothing was sent"));
+        if let Err(e) =
+            shared
+                .audit
+                .write(&record("denied", op, access, "deny", Some(text.clone())))
+        {
+            return verdict(
+                500,
+                "transport",
+                format!("the audit log could not be written ({e}); nothing was sent"),
+            );
         }
         verdict(403, "denied", text)
     };
@@ -145,10 +162,24 @@ pub async fn guard(
             parts.uri.scheme_str().unwrap_or("?"),
             parts.uri.authority().map(|a| a.as_str()).unwrap_or("?")
         );
-        return deny("-", "-", format!("egress to {dest} is not allowed: the only allowed destination is {}", shared.settings.base_url));
+        return deny(
+            "-",
+            "-",
+            format!(
+                "egress to {dest} is not allowed: the only allowed destination is {}",
+                shared.settings.base_url
+            ),
+        );
     }
     let Some(op) = method.and_then(|m| match_route(m, &path)) else {
-        return deny("-", "-", format!("{} {path} is not a Klaviyo API operation this host knows", parts.method));
+        return deny(
+            "-",
+            "-",
+            format!(
+                "{} {path} is not a Klaviyo API operation this host knows",
+                parts.method
+            ),
+        );
     };
     let access = op.access.as_str();
     let bytes = match collect_limited(body, MAX_REQUEST_BODY).await {
@@ -157,7 +188,10 @@ pub async fn guard(
     };
     // Credentials: only the host's placeholder, only where the operation needs a key.
     let expected_auth = format!("Klaviyo-API-Key {KEY_PLACEHOLDER}");
-    let auth = parts.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let auth = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
     match (op.client, auth) {
         (true, Some(_)) => return deny(op.id, access, "client endpoints must not carry an Authorization header".into()),
         (false, Some(a)) if a != expected_auth.as_bytes() => {
@@ -167,8 +201,15 @@ pub async fn guard(
         _ => {}
     }
     let v = shared.settings.policy.decide(op, &tool);
-    log.lock().unwrap().decisions.push((op.id.to_string(), v.decision));
-    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+    log.lock()
+        .unwrap()
+        .decisions
+        .push((op.id.to_string(), v.decision));
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let shown = json!({
         "method": parts.method.as_str(),
         "url": parts.uri.to_string(),
@@ -176,7 +217,9 @@ pub async fn guard(
         "body": body_for_display(&bytes, content_type.as_deref()),
     });
     if shared.settings.dry_run {
-        let _ = shared.audit.write(&record("dry-run", op.id, access, v.decision.as_str(), None));
+        let _ = shared
+            .audit
+            .write(&record("dry-run", op.id, access, v.decision.as_str(), None));
         let out = json!({
             "dry_run": true,
             "operation": op.id,
@@ -188,7 +231,11 @@ pub async fn guard(
         let resp = http::Response::builder()
             .status(200)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(out.to_string())).map_err(|never| match never {}).boxed_unsync())
+            .body(
+                Full::new(Bytes::from(out.to_string()))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
             .expect("valid response");
         return Ok((resp, done_io()));
     }
@@ -229,27 +276,53 @@ pub async fn guard(
             Err(e) => return verdict(503, "not-configured", e),
         };
         let mut value = http::HeaderValue::from_str(&format!("Klaviyo-API-Key {}", key.expose()))
-            .map_err(|_| HttpError::InternalError(Some("the configured API key has characters not allowed in a header".into())))?;
+            .map_err(|_| {
+            HttpError::InternalError(Some(
+                "the configured API key has characters not allowed in a header".into(),
+            ))
+        })?;
         value.set_sensitive(true);
         parts.headers.insert(http::header::AUTHORIZATION, value);
     }
-    if let Err(e) = shared.audit.write(&record("sending", op.id, access, v.decision.as_str(), None)) {
-        return verdict(500, "transport", format!("the audit log could not be written ({e}); nothing was sent"));
+    if let Err(e) = shared
+        .audit
+        .write(&record("sending", op.id, access, v.decision.as_str(), None))
+    {
+        return verdict(
+            500,
+            "transport",
+            format!("the audit log could not be written ({e}); nothing was sent"),
+        );
     }
     let started = Instant::now();
     let t = &shared.settings.timeouts;
     let opts = RequestOptions {
         connect_timeout: Some(min_opt(options.and_then(|o| o.connect_timeout), t.connect)),
-        first_byte_timeout: Some(min_opt(options.and_then(|o| o.first_byte_timeout), t.first_byte)),
-        between_bytes_timeout: Some(min_opt(options.and_then(|o| o.between_bytes_timeout), t.between_bytes)),
+        first_byte_timeout: Some(min_opt(
+            options.and_then(|o| o.first_byte_timeout),
+            t.first_byte,
+        )),
+        between_bytes_timeout: Some(min_opt(
+            options.and_then(|o| o.between_bytes_timeout),
+            t.between_bytes,
+        )),
     };
-    let req = http::Request::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed_unsync());
+    let req = http::Request::from_parts(
+        parts,
+        Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     let result = wasmtime_wasi_http::default_send_request(req, Some(opts)).await;
     let ms = started.elapsed().as_millis() as u64;
     match result {
         Ok((mut resp, io)) => {
             resp.headers_mut().remove(HOST_VERDICT_HEADER);
-            let rid = resp.headers().get("x-klaviyo-req-id").and_then(|v| v.to_str().ok()).map(String::from);
+            let rid = resp
+                .headers()
+                .get("x-klaviyo-req-id")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
             let mut r = record("done", op.id, access, v.decision.as_str(), None);
             r.status = Some(resp.status().as_u16());
             r.duration_ms = Some(ms);
@@ -258,19 +331,45 @@ pub async fn guard(
             Ok((resp.map(|b| b.boxed_unsync()), Box::new(io) as IoFuture))
         }
         Err(e) => {
-            let mut r = record("done", op.id, access, v.decision.as_str(), Some(format!("failed: {e}")));
+            let mut r = record(
+                "done",
+                op.id,
+                access,
+                v.decision.as_str(),
+                Some(format!("failed: {e}")),
+            );
             r.duration_ms = Some(ms);
             let _ = shared.audit.write(&r);
-            let before_sending = matches!(e, HttpError::Connect(_) | HttpError::ConnectionRefused | HttpError::ConnectionTimeout | HttpError::Tls(_) | HttpError::InvalidDnsNameError(_) | HttpError::DnsTimeout | HttpError::DestinationNotFound);
+            let before_sending = matches!(
+                e,
+                HttpError::Connect(_)
+                    | HttpError::ConnectionRefused
+                    | HttpError::ConnectionTimeout
+                    | HttpError::Tls(_)
+                    | HttpError::InvalidDnsNameError(_)
+                    | HttpError::DnsTimeout
+                    | HttpError::DestinationNotFound
+            );
             if op.access != Access::Read && !before_sending {
                 verdict(502, "outcome-unknown", format!(
                     "`{}` was sent but no answer arrived ({e}): the write may or may not have happened. Check the current state with a read before retrying.",
                     op.id
                 ))
-            } else if matches!(e, HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout) {
-                verdict(504, "timeout", format!("{} {path}: {e}", op.method.as_str()))
+            } else if matches!(
+                e,
+                HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout
+            ) {
+                verdict(
+                    504,
+                    "timeout",
+                    format!("{} {path}: {e}", op.method.as_str()),
+                )
             } else {
-                verdict(502, "transport", format!("{} {path}: {e}; nothing was changed", op.method.as_str()))
+                verdict(
+                    502,
+                    "transport",
+                    format!("{} {path}: {e}; nothing was changed", op.method.as_str()),
+                )
             }
         }
     }

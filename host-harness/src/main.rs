@@ -121,7 +121,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -148,7 +151,8 @@ fn file_config(g: &Global) -> Result<FileConfig, String> {
     match &g.config {
         Some(p) => FileConfig::load(p),
         None => {
-            let default = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"));
+            let default = std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"));
             match default.filter(|p| p.exists()) {
                 Some(p) => FileConfig::load(&p),
                 None => Ok(FileConfig::default()),
@@ -159,7 +163,10 @@ fn file_config(g: &Global) -> Result<FileConfig, String> {
 
 fn fail(json_out: bool, code: u8, kind: &str, message: &str) -> u8 {
     if json_out {
-        println!("{}", json!({"ok": false, "error": {"kind": kind, "message": message}}));
+        println!(
+            "{}",
+            json!({"ok": false, "error": {"kind": kind, "message": message}})
+        );
     } else {
         eprintln!("error: {message}");
     }
@@ -180,15 +187,23 @@ async fn run(cli: Cli) -> u8 {
     if let Command::Scopes = cli.command {
         return scopes(g.json, &settings);
     }
-    let component = g.component.clone().or(file.component.clone()).unwrap_or_else(default_component_path);
+    let component = g
+        .component
+        .clone()
+        .or(file.component.clone())
+        .unwrap_or_else(default_component_path);
     let harness = match Harness::new(settings, &component, Box::new(TtyConfirm)) {
         Ok(h) => h,
         Err(e) => return fail(g.json, exit::INTERNAL, "load", &format!("{e:#}")),
     };
     match &cli.command {
-        Command::Tools { tag, access } => tools(g.json, &harness, tag.as_deref(), access.as_deref()).await,
+        Command::Tools { tag, access } => {
+            tools(g.json, &harness, tag.as_deref(), access.as_deref()).await
+        }
         Command::Describe { tool } => describe(g.json, &harness, tool).await,
-        Command::Call { tool, args, pairs, .. } => {
+        Command::Call {
+            tool, args, pairs, ..
+        } => {
             let args = match parse_args(args.as_deref(), pairs) {
                 Ok(a) => a,
                 Err(e) => return fail(g.json, exit::BAD_INPUT, "invalid-input", &e),
@@ -206,7 +221,9 @@ fn parse_args(args: Option<&str>, pairs: &[String]) -> Result<Value, String> {
         None => serde_json::Map::new(),
         Some(a) => {
             let text = match a.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--args @{path}: {e}"))?,
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|e| format!("--args @{path}: {e}"))?
+                }
                 None => a.to_string(),
             };
             match serde_json::from_str::<Value>(&text) {
@@ -217,7 +234,9 @@ fn parse_args(args: Option<&str>, pairs: &[String]) -> Result<Value, String> {
         }
     };
     for p in pairs {
-        let (k, v) = p.split_once('=').ok_or_else(|| format!("`{p}` is not KEY=VALUE"))?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("`{p}` is not KEY=VALUE"))?;
         if k.is_empty() {
             return Err(format!("`{p}` has an empty key"));
         }
@@ -249,7 +268,13 @@ fn failure_json(f: &Failure) -> Value {
             v["field"] = json!(field);
             v["detail"] = json!(message);
         }
-        Failure::Http { status, errors, request_id, hint, .. } => {
+        Failure::Http {
+            status,
+            errors,
+            request_id,
+            hint,
+            ..
+        } => {
             v["status"] = json!(status);
             v["errors"] = Value::Array(
                 errors
@@ -260,7 +285,10 @@ fn failure_json(f: &Failure) -> Value {
             v["request_id"] = json!(request_id);
             v["hint"] = json!(hint);
         }
-        Failure::Throttled { retry_after_seconds, .. } => v["retry_after_seconds"] = json!(retry_after_seconds),
+        Failure::Throttled {
+            retry_after_seconds,
+            ..
+        } => v["retry_after_seconds"] = json!(retry_after_seconds),
         _ => {}
     }
     v
@@ -269,7 +297,11 @@ fn failure_json(f: &Failure) -> Value {
 fn print_request(r: &Value) {
     let req = &r["request"];
     println!("DRY RUN: nothing was sent.");
-    println!("{} {}", req["method"].as_str().unwrap_or(""), req["url"].as_str().unwrap_or(""));
+    println!(
+        "{} {}",
+        req["method"].as_str().unwrap_or(""),
+        req["url"].as_str().unwrap_or("")
+    );
     if let Some(h) = req["headers"].as_object() {
         for (k, v) in h {
             println!("{k}: {}", v.as_str().unwrap_or(""));
@@ -277,7 +309,10 @@ fn print_request(r: &Value) {
     }
     if !req["body"].is_null() {
         println!();
-        println!("{}", serde_json::to_string_pretty(&req["body"]).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&req["body"]).unwrap_or_default()
+        );
     }
     println!();
     println!(
@@ -294,7 +329,10 @@ async fn call(json_out: bool, h: &Harness, tool: &str, args: &Value) -> u8 {
     match outcome.result {
         Ok(_) if !outcome.dry_runs.is_empty() => {
             if json_out {
-                println!("{}", json!({"ok": true, "dry_run": true, "requests": outcome.dry_runs}));
+                println!(
+                    "{}",
+                    json!({"ok": true, "dry_run": true, "requests": outcome.dry_runs})
+                );
             } else {
                 for r in &outcome.dry_runs {
                     print_request(r);
@@ -309,7 +347,10 @@ async fn call(json_out: bool, h: &Harness, tool: &str, args: &Value) -> u8 {
             } else if value == Value::String(String::new()) {
                 println!("(done: no content)");
             } else {
-                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
             }
             exit::OK
         }
@@ -328,7 +369,12 @@ async fn call(json_out: bool, h: &Harness, tool: &str, args: &Value) -> u8 {
 async fn tools(json_out: bool, h: &Harness, tag: Option<&str>, access: Option<&str>) -> u8 {
     if let Some(a) = access {
         if klaviyo_catalog::Access::parse(a).is_none() {
-            return fail(json_out, exit::BAD_INPUT, "invalid-input", &format!("--access `{a}` must be read, write or destructive"));
+            return fail(
+                json_out,
+                exit::BAD_INPUT,
+                "invalid-input",
+                &format!("--access `{a}` must be read, write or destructive"),
+            );
         }
     }
     let list = match h.list_tools().await {
@@ -360,12 +406,17 @@ async fn describe(json_out: bool, h: &Harness, name: &str) -> u8 {
     let t = match h.describe(name).await {
         Ok(Some(t)) => t,
         Ok(None) => {
-            let msg = klaviyo_catalog::tools::Tool::resolve(name).err().map(|e| e.to_string()).unwrap_or_else(|| format!("no tool named `{name}`"));
+            let msg = klaviyo_catalog::tools::Tool::resolve(name)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| format!("no tool named `{name}`"));
             return fail(json_out, exit::BAD_INPUT, "unknown-tool", &msg);
         }
         Err(e) => return fail(json_out, exit::INTERNAL, "component", &format!("{e:#}")),
     };
-    let example = klaviyo_catalog::tools::Tool::resolve(&t.name).map(|tool| klaviyo_catalog::example::example_args(tool, false)).unwrap_or(Value::Null);
+    let example = klaviyo_catalog::tools::Tool::resolve(&t.name)
+        .map(|tool| klaviyo_catalog::example::example_args(tool, false))
+        .unwrap_or(Value::Null);
     if json_out {
         let mut v = serde_json::to_value(&t).unwrap_or_default();
         v["example_arguments"] = example;
@@ -374,7 +425,14 @@ async fn describe(json_out: bool, h: &Harness, name: &str) -> u8 {
     }
     println!("{} ({})", t.title, t.name);
     println!("tag: {}   access: {}", t.tag, t.access);
-    println!("scopes: {}", if t.scopes.is_empty() { "none (public key)".into() } else { t.scopes.join(", ") });
+    println!(
+        "scopes: {}",
+        if t.scopes.is_empty() {
+            "none (public key)".into()
+        } else {
+            t.scopes.join(", ")
+        }
+    );
     let rl = &t.rate_limit;
     println!(
         "rate limit: {}/s burst, {}/min steady{}",
@@ -386,8 +444,14 @@ async fn describe(json_out: bool, h: &Harness, name: &str) -> u8 {
         println!("also callable as: {}", t.aliases.join(", "));
     }
     println!("\n{}\n", t.description);
-    println!("arguments (JSON Schema):\n{}", serde_json::to_string_pretty(&t.input_schema).unwrap_or_default());
-    println!("\nexample: klaviyo-harness call {} --args '{}'", t.name, example);
+    println!(
+        "arguments (JSON Schema):\n{}",
+        serde_json::to_string_pretty(&t.input_schema).unwrap_or_default()
+    );
+    println!(
+        "\nexample: klaviyo-harness call {} --args '{}'",
+        t.name, example
+    );
     exit::OK
 }
 
@@ -405,14 +469,22 @@ async fn check(json_out: bool, h: &Harness) -> u8 {
         Ok(Some(_)) => {
             let out = h.call("get_accounts", "{}").await;
             match out.result {
-                Ok(_) => (Some(true), "the key was accepted (get_accounts answered)".to_string(), exit::OK),
+                Ok(_) => (
+                    Some(true),
+                    "the key was accepted (get_accounts answered)".to_string(),
+                    exit::OK,
+                ),
                 Err(f) => {
                     let (code, _) = failure_code(&f);
                     (Some(false), f.to_string(), code)
                 }
             }
         }
-        Ok(None) => (None, format!("no private key found ({key_source})"), exit::NOT_CONFIGURED),
+        Ok(None) => (
+            None,
+            format!("no private key found ({key_source})"),
+            exit::NOT_CONFIGURED,
+        ),
         Err(e) => (None, e.clone(), exit::NOT_CONFIGURED),
     };
     if json_out {
@@ -435,10 +507,23 @@ async fn check(json_out: bool, h: &Harness) -> u8 {
         println!("base URL:          {}", s.base_url);
         println!("egress allow-list: {} (only)", s.base_url);
         println!("revision:          {}", s.revision);
-        println!("private key:       {} ({key_source})", if key_present { "present" } else { "missing" });
-        println!("public key:        {}", if s.public_key.is_some() { "configured" } else { "not configured (/client/* tools need KLAVIYO_COMPANY_ID)" });
+        println!(
+            "private key:       {} ({key_source})",
+            if key_present { "present" } else { "missing" }
+        );
+        println!(
+            "public key:        {}",
+            if s.public_key.is_some() {
+                "configured"
+            } else {
+                "not configured (/client/* tools need KLAVIYO_COMPANY_ID)"
+            }
+        );
         println!("connection:        {detail}");
-        println!("policy:            {}", s.policy.summary().replace('\n', "\n                   "));
+        println!(
+            "policy:            {}",
+            s.policy.summary().replace('\n', "\n                   ")
+        );
     }
     code
 }

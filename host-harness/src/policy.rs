@@ -61,7 +61,11 @@ fn deny() -> Decision {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Defaults { read: Decision::Allow, write: Decision::Deny, destructive: Decision::Deny }
+        Defaults {
+            read: Decision::Allow,
+            write: Decision::Deny,
+            destructive: Decision::Deny,
+        }
     }
 }
 
@@ -100,7 +104,11 @@ impl Policy {
     /// Everything allowed (tests, validators).
     pub fn allow_all() -> Policy {
         Policy {
-            defaults: Defaults { read: Decision::Allow, write: Decision::Allow, destructive: Decision::Allow },
+            defaults: Defaults {
+                read: Decision::Allow,
+                write: Decision::Allow,
+                destructive: Decision::Allow,
+            },
             rules: vec![],
         }
     }
@@ -113,7 +121,9 @@ impl Policy {
             }
             if let Some(a) = &r.access {
                 if Access::parse(a).is_none() {
-                    return Err(format!("policy: rules[{i}].access `{a}` must be read, write or destructive"));
+                    return Err(format!(
+                        "policy: rules[{i}].access `{a}` must be read, write or destructive"
+                    ));
                 }
             }
         }
@@ -121,7 +131,8 @@ impl Policy {
     }
 
     pub fn load(path: &Path) -> Result<Policy, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("policy file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("policy file {}: {e}", path.display()))?;
         Policy::from_toml(&text).map_err(|e| format!("{} ({})", e, path.display()))
     }
 
@@ -129,10 +140,16 @@ impl Policy {
     pub fn decide(&self, op: &Operation, called: &str) -> Verdict {
         let mut best: Option<(Decision, String)> = None;
         for (i, r) in self.rules.iter().enumerate() {
-            let tool_ok = r.tools.as_deref().is_none_or(|g| glob(g, op.id) || glob(g, called));
+            let tool_ok = r
+                .tools
+                .as_deref()
+                .is_none_or(|g| glob(g, op.id) || glob(g, called));
             let access_ok = r.access.as_deref().is_none_or(|a| a == op.access.as_str());
             if tool_ok && access_ok && best.as_ref().is_none_or(|(d, _)| r.decision > *d) {
-                best = Some((r.decision, format!("policy rule #{} ({})", i + 1, rule_text(r))));
+                best = Some((
+                    r.decision,
+                    format!("policy rule #{} ({})", i + 1, rule_text(r)),
+                ));
             }
         }
         let (decision, reason) = best.unwrap_or_else(|| {
@@ -205,10 +222,26 @@ mod tests {
     #[test]
     fn read_only_by_default() {
         let p = Policy::read_only();
-        assert_eq!(p.decide(operation("get_lists").unwrap(), "get_lists").decision, Decision::Allow);
-        assert_eq!(p.decide(operation("create_list").unwrap(), "create_list").decision, Decision::Deny);
-        assert_eq!(p.decide(operation("delete_list").unwrap(), "delete_list").decision, Decision::Deny);
-        assert_eq!(p.decide(operation("query_campaign_values").unwrap(), "x").decision, Decision::Allow);
+        assert_eq!(
+            p.decide(operation("get_lists").unwrap(), "get_lists")
+                .decision,
+            Decision::Allow
+        );
+        assert_eq!(
+            p.decide(operation("create_list").unwrap(), "create_list")
+                .decision,
+            Decision::Deny
+        );
+        assert_eq!(
+            p.decide(operation("delete_list").unwrap(), "delete_list")
+                .decision,
+            Decision::Deny
+        );
+        assert_eq!(
+            p.decide(operation("query_campaign_values").unwrap(), "x")
+                .decision,
+            Decision::Allow
+        );
     }
 
     #[test]
@@ -228,18 +261,36 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(p.decide(operation("create_list").unwrap(), "create_list").decision, Decision::Allow);
+        assert_eq!(
+            p.decide(operation("create_list").unwrap(), "create_list")
+                .decision,
+            Decision::Allow
+        );
         let v = p.decide(operation("delete_list").unwrap(), "delete_list");
         assert_eq!(v.decision, Decision::Deny, "deny wins over allow");
         assert!(v.reason.contains("rule #2"));
-        assert_eq!(p.decide(operation("update_list").unwrap(), "update_list").decision, Decision::Ask);
-        assert_eq!(p.decide(operation("create_tag").unwrap(), "create_tag").decision, Decision::Deny);
+        assert_eq!(
+            p.decide(operation("update_list").unwrap(), "update_list")
+                .decision,
+            Decision::Ask
+        );
+        assert_eq!(
+            p.decide(operation("create_tag").unwrap(), "create_tag")
+                .decision,
+            Decision::Deny
+        );
     }
 
     #[test]
     fn bad_policies_are_refused() {
-        assert!(Policy::from_toml("[[rules]]\ndecision = \"allow\"").unwrap_err().contains("tools"));
-        assert!(Policy::from_toml("[[rules]]\naccess = \"writes\"\ndecision = \"allow\"").unwrap_err().contains("writes"));
+        assert!(Policy::from_toml("[[rules]]\ndecision = \"allow\"")
+            .unwrap_err()
+            .contains("tools"));
+        assert!(
+            Policy::from_toml("[[rules]]\naccess = \"writes\"\ndecision = \"allow\"")
+                .unwrap_err()
+                .contains("writes")
+        );
         assert!(Policy::from_toml("[[rules]]\ntools = \"x\"\ndecision = \"maybe\"").is_err());
         assert!(Policy::from_toml("[defaults]\nread = \"allow\"\nwrit = \"allow\"").is_err());
     }

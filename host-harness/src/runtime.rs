@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -54,13 +57,20 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -172,7 +182,8 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
             return Ok(c);
         }
     }
-    let component = Component::new(engine, &bytes).map_err(|e| anyhow!("the component at {} does not compile: {e}", path.display()))?;
+    let component = Component::new(engine, &bytes)
+        .map_err(|e| anyhow!("the component at {} does not compile: {e}", path.display()))?;
     if let Ok(art) = component.serialize() {
         let _ = std::fs::create_dir_all(&dir);
         let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
@@ -207,13 +218,27 @@ fn linker(engine: &Engine) -> Result<Linker<State>> {
     // io, clocks, random, stdio and http: the wasi:http proxy world.
     wasmtime_wasi_http::p2::add_to_linker_async(&mut l)?;
     // The rest of wasi:cli that Rust's std links (environment is empty; exit ends the call).
-    cli::environment::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::exit::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_input::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_output::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_stdin::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_stdout::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
-    cli::terminal_stderr::add_to_linker::<State, WasiCli>(&mut l, |t| wasmtime_wasi::cli::WasiCliView::cli(t))?;
+    cli::environment::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::exit::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(&mut l, |t| {
+        wasmtime_wasi::cli::WasiCliView::cli(t)
+    })?;
     random::insecure::add_to_linker::<State, WasiRandom>(&mut l, |t| t.random())?;
     random::insecure_seed::add_to_linker::<State, WasiRandom>(&mut l, |t| t.random())?;
     bindings::Harness::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut l, |s| s)?;
@@ -227,8 +252,11 @@ impl Harness {
         let comp = load_component(&engine, component)?;
         check_imports(&engine, &comp)?;
         let linker = linker(&engine)?;
-        let pre = linker.instantiate_pre(&comp).map_err(|e| anyhow!("the component cannot be linked: {e}"))?;
-        let pre = bindings::HarnessPre::new(pre).map_err(|e| anyhow!("the component does not export the tools interface: {e}"))?;
+        let pre = linker
+            .instantiate_pre(&comp)
+            .map_err(|e| anyhow!("the component cannot be linked: {e}"))?;
+        let pre = bindings::HarnessPre::new(pre)
+            .map_err(|e| anyhow!("the component does not export the tools interface: {e}"))?;
         let weak = engine.weak();
         std::thread::spawn(move || loop {
             std::thread::sleep(TICK);
@@ -243,7 +271,13 @@ impl Harness {
             settings,
             confirm,
         });
-        Ok(Harness { engine, pre, shared, slots: Semaphore::new(MAX_CONCURRENT_CALLS as usize), tools: Default::default() })
+        Ok(Harness {
+            engine,
+            pre,
+            shared,
+            slots: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
+            tools: Default::default(),
+        })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -270,8 +304,15 @@ impl Harness {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: Hooks { shared: self.shared.clone(), tool: tool.to_string(), log },
-            limits: StoreLimitsBuilder::new().memory_size(s.memory_limit).instances(64).build(),
+            hooks: Hooks {
+                shared: self.shared.clone(),
+                tool: tool.to_string(),
+                log,
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(s.memory_limit)
+                .instances(64)
+                .build(),
             connection,
         };
         let mut store = Store::new(&self.engine, state);
@@ -286,14 +327,26 @@ impl Harness {
     async fn with_instance<R>(
         &self,
         tool: &str,
-        f: impl AsyncFnOnce(&mut Store<State>, &bindings::Harness, wasmtime::component::Instance) -> Result<R>,
+        f: impl AsyncFnOnce(
+            &mut Store<State>,
+            &bindings::Harness,
+            wasmtime::component::Instance,
+        ) -> Result<R>,
     ) -> Result<(R, CallLog)> {
-        let _slot = self.slots.acquire().await.expect("semaphore is never closed");
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
         let log = Arc::new(Mutex::new(CallLog::default()));
         let mut store = self.store(tool, log.clone());
         let deadline = self.shared.settings.timeouts.call;
         let run = async {
-            let instance = self.pre.instance_pre().instantiate_async(&mut store).await?;
+            let instance = self
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
             let typed = bindings::Harness::new(&mut store, &instance)?;
             f(&mut store, &typed, instance).await
         };
@@ -310,7 +363,9 @@ impl Harness {
         self.tools
             .get_or_try_init(|| async {
                 let (tools, _) = self
-                    .with_instance("list_tools", async |store, h, _| Ok(h.klaviyo_connector_tools().call_list_tools(store).await?))
+                    .with_instance("list_tools", async |store, h, _| {
+                        Ok(h.klaviyo_connector_tools().call_list_tools(store).await?)
+                    })
                     .await?;
                 tools.into_iter().map(tool_info).collect::<Result<Vec<_>>>()
             })
@@ -321,41 +376,77 @@ impl Harness {
     /// One tool by any accepted name.
     pub async fn describe(&self, name: &str) -> Result<Option<ToolInfo>> {
         let (t, _) = self
-            .with_instance("describe_tool", async |store, h, _| Ok(h.klaviyo_connector_tools().call_describe_tool(store, name).await?))
+            .with_instance("describe_tool", async |store, h, _| {
+                Ok(h.klaviyo_connector_tools()
+                    .call_describe_tool(store, name)
+                    .await?)
+            })
             .await?;
         t.map(tool_info).transpose()
     }
 
     /// Calls a tool by name with JSON arguments through the component's `tools` interface.
     pub async fn call(&self, name: &str, arguments: &str) -> CallOutcome {
-        let tool_name = klaviyo_catalog::tools::Tool::resolve(name).map(|t| t.name().to_string()).unwrap_or_else(|_| name.to_string());
+        let tool_name = klaviyo_catalog::tools::Tool::resolve(name)
+            .map(|t| t.name().to_string())
+            .unwrap_or_else(|_| name.to_string());
         let r = self
-            .with_instance(&tool_name, async |store, h, _| Ok(h.klaviyo_connector_tools().call_call_tool(store, name, arguments).await?))
+            .with_instance(&tool_name, async |store, h, _| {
+                Ok(h.klaviyo_connector_tools()
+                    .call_call_tool(store, name, arguments)
+                    .await?)
+            })
             .await;
         match r {
-            Ok((result, log)) => CallOutcome { result: result.map_err(failure_from_wit), dry_runs: log.dry_runs },
-            Err(e) => CallOutcome { result: Err(trap_failure(e)), dry_runs: vec![] },
+            Ok((result, log)) => CallOutcome {
+                result: result.map_err(failure_from_wit),
+                dry_runs: log.dry_runs,
+            },
+            Err(e) => CallOutcome {
+                result: Err(trap_failure(e)),
+                dry_runs: vec![],
+            },
         }
     }
 
     /// Calls a typed export, e.g. (`profiles`, `get-profiles`, [record]), through wasmtime's
     /// dynamic API. `params` are the function's arguments as component values.
-    pub async fn call_typed(&self, interface: &str, function: &str, params: Vec<Val>) -> CallOutcome {
+    pub async fn call_typed(
+        &self,
+        interface: &str,
+        function: &str,
+        params: Vec<Val>,
+    ) -> CallOutcome {
         let tool = klaviyo_catalog::tools::normalize(function);
-        let iface = format!("klaviyo:connector/{interface}@{}", env!("CARGO_PKG_VERSION"));
+        let iface = format!(
+            "klaviyo:connector/{interface}@{}",
+            env!("CARGO_PKG_VERSION")
+        );
         let r = self
             .with_instance(&tool, async |store, _, instance| {
-                let i = instance.get_export_index(&mut *store, None, &iface).ok_or_else(|| anyhow!("no export {iface}"))?;
-                let f = instance.get_export_index(&mut *store, Some(&i), function).ok_or_else(|| anyhow!("no function {function} in {iface}"))?;
-                let func = instance.get_func(&mut *store, f).ok_or_else(|| anyhow!("{function} is not a function"))?;
+                let i = instance
+                    .get_export_index(&mut *store, None, &iface)
+                    .ok_or_else(|| anyhow!("no export {iface}"))?;
+                let f = instance
+                    .get_export_index(&mut *store, Some(&i), function)
+                    .ok_or_else(|| anyhow!("no function {function} in {iface}"))?;
+                let func = instance
+                    .get_func(&mut *store, f)
+                    .ok_or_else(|| anyhow!("{function} is not a function"))?;
                 let mut results = [Val::Bool(false)];
                 func.call_async(&mut *store, &params, &mut results).await?;
                 Ok(results[0].clone())
             })
             .await;
         match r {
-            Ok((v, log)) => CallOutcome { result: result_from_val(v), dry_runs: log.dry_runs },
-            Err(e) => CallOutcome { result: Err(trap_failure(e)), dry_runs: vec![] },
+            Ok((v, log)) => CallOutcome {
+                result: result_from_val(v),
+                dry_runs: log.dry_runs,
+            },
+            Err(e) => CallOutcome {
+                result: Err(trap_failure(e)),
+                dry_runs: vec![],
+            },
         }
     }
 }
@@ -366,7 +457,8 @@ fn trap_failure(e: anyhow::Error) -> Failure {
 
 fn tool_info(t: wit_tools::Tool) -> Result<ToolInfo> {
     Ok(ToolInfo {
-        input_schema: serde_json::from_str(&t.input_schema).with_context(|| format!("tool {} has an invalid schema", t.name))?,
+        input_schema: serde_json::from_str(&t.input_schema)
+            .with_context(|| format!("tool {} has an invalid schema", t.name))?,
         name: t.name,
         title: t.title,
         description: t.description,
@@ -408,8 +500,14 @@ fn failure_from_wit(e: wit_types::ApiError) -> Failure {
             hint: h.hint,
             body: h.body,
         },
-        E::Throttled(t) => Failure::Throttled { retry_after_seconds: t.retry_after_seconds, detail: t.detail },
-        E::InvalidInput(i) => Failure::InvalidInput { field: i.field, message: i.message },
+        E::Throttled(t) => Failure::Throttled {
+            retry_after_seconds: t.retry_after_seconds,
+            detail: t.detail,
+        },
+        E::InvalidInput(i) => Failure::InvalidInput {
+            field: i.field,
+            message: i.message,
+        },
         E::Denied(m) => Failure::Denied(m),
         E::NotConfigured(m) => Failure::NotConfigured(m),
         E::UnknownTool(m) => Failure::UnknownTool(m),
@@ -425,7 +523,12 @@ fn result_from_val(v: Val) -> Result<String, Failure> {
         Val::String(s) => s.clone(),
         _ => String::new(),
     };
-    let field = |fields: &[(String, Val)], name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let field = |fields: &[(String, Val)], name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     let opt = |v: Option<Val>| match v {
         Some(Val::Option(Some(b))) => Some(text(&b)),
         _ => None,
@@ -471,9 +574,15 @@ fn result_from_val(v: Val) -> Result<String, Failure> {
                                     };
                                     KlaviyoError {
                                         id: opt(field(&f, "id")),
-                                        code: field(&f, "code").map(|v| text(&v)).unwrap_or_default(),
-                                        title: field(&f, "title").map(|v| text(&v)).unwrap_or_default(),
-                                        detail: field(&f, "detail").map(|v| text(&v)).unwrap_or_default(),
+                                        code: field(&f, "code")
+                                            .map(|v| text(&v))
+                                            .unwrap_or_default(),
+                                        title: field(&f, "title")
+                                            .map(|v| text(&v))
+                                            .unwrap_or_default(),
+                                        detail: field(&f, "detail")
+                                            .map(|v| text(&v))
+                                            .unwrap_or_default(),
                                         source_pointer: opt(field(&f, "source-pointer")),
                                         source_parameter: opt(field(&f, "source-parameter")),
                                     }
@@ -493,8 +602,12 @@ fn result_from_val(v: Val) -> Result<String, Failure> {
                     _ => Failure::Transport(s),
                 })
             }
-            other => Err(Failure::Transport(format!("unexpected error value {other:?}"))),
+            other => Err(Failure::Transport(format!(
+                "unexpected error value {other:?}"
+            ))),
         },
-        other => Err(Failure::Transport(format!("unexpected result value {other:?}"))),
+        other => Err(Failure::Transport(format!(
+            "unexpected result value {other:?}"
+        ))),
     }
 }

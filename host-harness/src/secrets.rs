@@ -47,7 +47,10 @@ const COMMAND_TTL: Duration = Duration::from_secs(60);
 
 impl KeyStore {
     pub fn new(source: KeySource) -> KeyStore {
-        KeyStore { source, cached: Mutex::new(None) }
+        KeyStore {
+            source,
+            cached: Mutex::new(None),
+        }
     }
 
     pub fn source(&self) -> &KeySource {
@@ -58,7 +61,11 @@ impl KeyStore {
     pub fn get(&self) -> Result<Option<Secret>, String> {
         match &self.source {
             KeySource::None => Ok(None),
-            KeySource::Env(var) => Ok(std::env::var(var).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).map(Secret)),
+            KeySource::Env(var) => Ok(std::env::var(var)
+                .ok()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .map(Secret)),
             KeySource::File(path) => read_key_file(path).map(Some),
             KeySource::Command(cmd) => {
                 let mut cached = self.cached.lock().unwrap();
@@ -91,7 +98,8 @@ fn read_key_file(path: &PathBuf) -> Result<Secret, String> {
         }
     }
     let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("key file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("key file {}: {e}", path.display()))?;
     let key = text.trim();
     if key.is_empty() {
         return Err(format!("key file {} is empty", path.display()));
@@ -110,7 +118,8 @@ fn run_key_command(cmd: &str) -> Result<Secret, String> {
     if !out.status.success() {
         return Err(format!("key command failed ({})", out.status));
     }
-    let text = String::from_utf8(out.stdout).map_err(|_| "key command printed non-UTF-8 output".to_string())?;
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| "key command printed non-UTF-8 output".to_string())?;
     let key = text.trim();
     if key.is_empty() {
         return Err("key command printed nothing".into());
@@ -139,11 +148,18 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let store = KeyStore::new(KeySource::File(path.clone()));
         let err = store.get().unwrap_err();
-        assert!(err.contains("chmod 600") && !err.contains("pk_one"), "{err}");
+        assert!(
+            err.contains("chmod 600") && !err.contains("pk_one"),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(store.get().unwrap().unwrap().expose(), "pk_one");
         std::fs::write(&path, "pk_two").unwrap();
-        assert_eq!(store.get().unwrap().unwrap().expose(), "pk_two", "a rotated key applies at once");
+        assert_eq!(
+            store.get().unwrap().unwrap().expose(),
+            "pk_two",
+            "a rotated key applies at once"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -21,7 +21,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap()
@@ -40,7 +43,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, body: &str) -> Reply {
-        Reply { status, headers: vec![("content-type".into(), "application/vnd.api+json".into())], body: body.into() }
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/vnd.api+json".into())],
+            body: body.into(),
+        }
     }
 }
 
@@ -71,7 +78,12 @@ impl Server {
 
     /// Answers 200 with a small JSON:API document echoing nothing.
     pub fn ok() -> Server {
-        Server::start(|_| Reply::json(200, r#"{"data":[{"type":"list","id":"L1","attributes":{"name":"VIP"}}],"links":{"next":null}}"#))
+        Server::start(|_| {
+            Reply::json(
+                200,
+                r#"{"data":[{"type":"list","id":"L1","attributes":{"name":"VIP"}}],"links":{"next":null}}"#,
+            )
+        })
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -118,10 +130,20 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler) {
             return;
         }
         raw.extend_from_slice(&body);
-        let rec = Recorded { method, target, headers, body, raw };
+        let rec = Recorded {
+            method,
+            target,
+            headers,
+            body,
+            raw,
+        };
         reqs.lock().unwrap().push(rec.clone());
         let reply = handler(&rec);
-        let mut out = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\n", reply.status, reply.body.len());
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
+            reply.status,
+            reply.body.len()
+        );
         for (k, v) in &reply.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
         }

@@ -22,13 +22,17 @@ pub struct File {
 }
 
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn write_files(root: &Path, files: &[File]) -> Result<(), String> {
     for f in files {
         let p = root.join(f.path);
-        std::fs::create_dir_all(p.parent().unwrap()).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::create_dir_all(p.parent().unwrap())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
         std::fs::write(&p, &f.contents).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(())
@@ -102,9 +106,15 @@ pub fn generate(spec_path: &Path, promised_path: &Path) -> Result<Vec<File>, Str
     let spec: Value =
         serde_json::from_str(&spec_text).map_err(|e| format!("the spec is not JSON: {e}"))?;
     let promised_text = std::fs::read_to_string(promised_path).map_err(|e| {
-        format!("cannot read the promised actions at {}: {e}", promised_path.display())
+        format!(
+            "cannot read the promised actions at {}: {e}",
+            promised_path.display()
+        )
     })?;
-    let revision = spec["info"]["version"].as_str().ok_or("spec has no info.version")?.to_string();
+    let revision = spec["info"]["version"]
+        .as_str()
+        .ok_or("spec has no info.version")?
+        .to_string();
     let ops = collect_ops(&spec)?;
     let promised = parse_promised(&promised_text)?;
     let composites = build_composites(&ops, &promised)?;
@@ -115,9 +125,18 @@ pub fn generate(spec_path: &Path, promised_path: &Path) -> Result<Vec<File>, Str
             path: OPERATIONS_RS,
             contents: rust_table(&revision, &ops, &composites, &names, &shadowed, &promised),
         },
-        File { path: SCHEMAS_JSON, contents: defs },
-        File { path: OPERATIONS_WIT, contents: wit(&revision, &ops, &composites) },
-        File { path: EXPORTS_RS, contents: exports(&ops, &composites) },
+        File {
+            path: SCHEMAS_JSON,
+            contents: defs,
+        },
+        File {
+            path: OPERATIONS_WIT,
+            contents: wit(&revision, &ops, &composites),
+        },
+        File {
+            path: EXPORTS_RS,
+            contents: exports(&ops, &composites),
+        },
     ])
 }
 
@@ -144,7 +163,9 @@ fn collect_ops(spec: &Value) -> Result<Vec<Op>, String> {
 }
 
 fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
-    let id = o["operationId"].as_str().ok_or(format!("{method} {path}: no operationId"))?;
+    let id = o["operationId"]
+        .as_str()
+        .ok_or(format!("{method} {path}: no operationId"))?;
     let ctx = |m: &str| format!("{id}: {m}");
     let tag = o["tags"][0].as_str().ok_or(ctx("no tag"))?.to_string();
     let mut params = Vec::new();
@@ -160,7 +181,14 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
         };
         let schema = deref(spec, &p["schema"]);
         let enum_of = |s: &Value| -> Vec<String> {
-            s["enum"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+            s["enum"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let kind = match schema["type"].as_str() {
             Some("string") if schema.get("enum").is_some() => Kind::Enum(enum_of(&schema)),
@@ -170,7 +198,11 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
                 schema["minimum"].as_i64().unwrap_or(0),
                 schema["maximum"].as_i64().unwrap_or(i64::from(u32::MAX)),
             ),
-            other => return Err(ctx(&format!("parameter {wire} has unsupported type {other:?}"))),
+            other => {
+                return Err(ctx(&format!(
+                    "parameter {wire} has unsupported type {other:?}"
+                )))
+            }
         };
         params.push(Param {
             wire: wire.to_string(),
@@ -199,8 +231,13 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
         None => None,
         Some(rb) => {
             let rb = deref(spec, rb);
-            let content = rb["content"].as_object().ok_or(ctx("requestBody without content"))?;
-            let (ct, media) = content.iter().next().ok_or(ctx("empty requestBody content"))?;
+            let content = rb["content"]
+                .as_object()
+                .ok_or(ctx("requestBody without content"))?;
+            let (ct, media) = content
+                .iter()
+                .next()
+                .ok_or(ctx("empty requestBody content"))?;
             let multipart = match ct.as_str() {
                 "application/vnd.api+json" | "application/json" => false,
                 "multipart/form-data" => true,
@@ -210,7 +247,11 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
             let root = &spec["components"]["schemas"][&schema];
             let data = deref(spec, &root["properties"]["data"]);
             let data_is_array = data["type"] == "array";
-            let resource = if data_is_array { deref(spec, &data["items"]) } else { data };
+            let resource = if data_is_array {
+                deref(spec, &data["items"])
+            } else {
+                data
+            };
             let ty = deref(spec, &resource["properties"]["type"]);
             let data_type = match ty["enum"].as_array() {
                 Some(a) if a.len() == 1 => a[0].as_str().map(String::from),
@@ -227,7 +268,11 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
     };
     let scopes: Vec<String> = o["x-klaviyo-scopes"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let rl = &o["x-klaviyo-ratelimit"];
     let rate = (
@@ -240,9 +285,16 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
     );
     let aliases = o["x-klaviyo-operation-aliases"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
-    let client = o.get("security").and_then(Value::as_array).is_some_and(|s| s.is_empty());
+    let client = o
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.is_empty());
     Ok(Op {
         id: id.to_string(),
         access: access_class(id, method, &scopes),
@@ -265,8 +317,15 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
 /// DELETE and ids with a destructive word; else `Write`. Client endpoints without scopes that
 /// are not GET are writes.
 fn access_class(id: &str, method: &str, scopes: &[String]) -> &'static str {
-    const DESTRUCTIVE_WORDS: &[&str] =
-        &["delete", "deletion", "suppress", "unsubscribe", "merge", "cancel", "remove"];
+    const DESTRUCTIVE_WORDS: &[&str] = &[
+        "delete",
+        "deletion",
+        "suppress",
+        "unsubscribe",
+        "merge",
+        "cancel",
+        "remove",
+    ];
     if method == "GET" || (!scopes.is_empty() && scopes.iter().all(|s| s.ends_with(":read"))) {
         "Read"
     } else if method == "DELETE" || id.split('_').any(|w| DESTRUCTIVE_WORDS.contains(&w)) {
@@ -296,7 +355,10 @@ fn deref(spec: &Value, v: &Value) -> Value {
 }
 
 fn ref_name(v: &Value) -> Option<String> {
-    v.get("$ref")?.as_str()?.strip_prefix("#/components/schemas/").map(String::from)
+    v.get("$ref")?
+        .as_str()?
+        .strip_prefix("#/components/schemas/")
+        .map(String::from)
 }
 
 fn clean_text(s: &str) -> String {
@@ -308,19 +370,10 @@ fn arg_name(wire: &str) -> String {
     normalize(wire)
 }
 
-/// Lower case, every run of other characters becomes one `_`, trimmed: the form in which tool
-/// names, aliases and titles are compared.
-pub fn normalize(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
+/// The catalog's own name normalisation (tool names, aliases, titles, argument names).
+#[path = "../../crates/catalog/src/names.rs"]
+mod names;
+pub use names::normalize;
 
 // ---------------------------------------------------------------------------------------------
 // Promised actions, composites and the name table.
@@ -339,7 +392,10 @@ fn parse_promised(text: &str) -> Result<Vec<Promised>, String> {
         }
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() < 3 {
-            return Err(format!("promised actions line {}: expected 3+ tab-separated columns", n + 1));
+            return Err(format!(
+                "promised actions line {}: expected 3+ tab-separated columns",
+                n + 1
+            ));
         }
         out.push(Promised {
             title: cols[0].trim().to_string(),
@@ -351,7 +407,9 @@ fn parse_promised(text: &str) -> Result<Vec<Promised>, String> {
 }
 
 fn find_op(ops: &[Op], id: &str) -> Result<usize, String> {
-    ops.iter().position(|o| o.id == id).ok_or(format!("promised action names unknown operation {id}"))
+    ops.iter()
+        .position(|o| o.id == id)
+        .ok_or(format!("promised action names unknown operation {id}"))
 }
 
 fn build_composites(ops: &[Op], promised: &[Promised]) -> Result<Vec<Composite>, String> {
@@ -366,7 +424,10 @@ fn build_composites(ops: &[Op], promised: &[Promised]) -> Result<Vec<Composite>,
             let i = find_op(ops, opid)?;
             let o = &ops[i];
             if *mp != format!("{} {}", o.method, o.path) {
-                return Err(format!("{}: promised `{mp}` but the spec has {} {}", p.title, o.method, o.path));
+                return Err(format!(
+                    "{}: promised `{mp}` but the spec has {} {}",
+                    p.title, o.method, o.path
+                ));
             }
             let value = o.path.rsplit('/').next().unwrap().to_string();
             if choices.iter().any(|(v, _)| *v == value) {
@@ -374,8 +435,18 @@ fn build_composites(ops: &[Op], promised: &[Promised]) -> Result<Vec<Composite>,
             }
             choices.push((value, i));
         }
-        let access = choices.iter().map(|&(_, i)| ops[i].access).max_by_key(|a| access_rank(a)).unwrap();
-        out.push(Composite { id, title: p.title.clone(), tag: ops[choices[0].1].tag.clone(), choices, access });
+        let access = choices
+            .iter()
+            .map(|&(_, i)| ops[i].access)
+            .max_by_key(|a| access_rank(a))
+            .unwrap();
+        out.push(Composite {
+            id,
+            title: p.title.clone(),
+            tag: ops[choices[0].1].tag.clone(),
+            choices,
+            access,
+        });
     }
     Ok(out)
 }
@@ -402,7 +473,9 @@ fn build_names(
     let mut add = |name: &str, tool: usize, why: &str| -> Result<(), String> {
         let n = normalize(name);
         match names.insert(n.clone(), tool) {
-            Some(prev) if prev != tool => Err(format!("name `{n}` ({why}) names two tools: {prev} and {tool}")),
+            Some(prev) if prev != tool => Err(format!(
+                "name `{n}` ({why}) names two tools: {prev} and {tool}"
+            )),
             _ => Ok(()),
         }
     };
@@ -417,11 +490,18 @@ fn build_names(
             let i = find_op(ops, &p.ids[0])?;
             let o = &ops[i];
             if p.method_paths[0] != format!("{} {}", o.method, o.path) {
-                return Err(format!("{}: promised `{}` but the spec has {} {}", p.title, p.method_paths[0], o.method, o.path));
+                return Err(format!(
+                    "{}: promised `{}` but the spec has {} {}",
+                    p.title, p.method_paths[0], o.method, o.path
+                ));
             }
             i
         } else {
-            ops.len() + composites.iter().position(|c| c.id == normalize(&p.title)).unwrap()
+            ops.len()
+                + composites
+                    .iter()
+                    .position(|c| c.id == normalize(&p.title))
+                    .unwrap()
         };
         add(&p.title, tool, "promised title")?;
     }
@@ -444,20 +524,33 @@ fn build_names(
 // Body schemas: the component schemas reachable from request bodies, as JSON Schema `$defs`.
 
 fn build_defs(spec: &Value, ops: &[Op]) -> Result<String, String> {
-    let schemas = spec["components"]["schemas"].as_object().ok_or("spec has no components.schemas")?;
-    let mut todo: Vec<String> = ops.iter().filter_map(|o| o.body.as_ref().map(|b| b.schema.clone())).collect();
+    let schemas = spec["components"]["schemas"]
+        .as_object()
+        .ok_or("spec has no components.schemas")?;
+    let mut todo: Vec<String> = ops
+        .iter()
+        .filter_map(|o| o.body.as_ref().map(|b| b.schema.clone()))
+        .collect();
     let mut defs = BTreeMap::new();
     while let Some(name) = todo.pop() {
         if defs.contains_key(&name) {
             continue;
         }
-        let s = schemas.get(&name).ok_or(format!("schema {name} is referenced but missing"))?;
+        let s = schemas
+            .get(&name)
+            .ok_or(format!("schema {name} is referenced but missing"))?;
         let converted = to_json_schema(s, &mut todo);
         defs.insert(name, converted);
     }
     // Compact JSON, one definition per line: small to embed, readable in a diff.
-    let mut text = format!("{{\"$comment\": {},\n\"$defs\": {{\n", Value::String(BANNER.into()));
-    let lines: Vec<String> = defs.iter().map(|(k, v)| format!("{}: {}", Value::String(k.clone()), v)).collect();
+    let mut text = format!(
+        "{{\"$comment\": {},\n\"$defs\": {{\n",
+        Value::String(BANNER.into())
+    );
+    let lines: Vec<String> = defs
+        .iter()
+        .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), v))
+        .collect();
     text.push_str(&lines.join(",\n"));
     text.push_str("\n}}\n");
     Ok(text)
@@ -480,7 +573,9 @@ fn to_json_schema(s: &Value, refs: &mut Vec<String>) -> Value {
                     "example" | "nullable" | "readOnly" | "writeOnly" => {}
                     "properties" => {
                         let props = v.as_object().map(|p| {
-                            p.iter().map(|(pk, pv)| (pk.clone(), to_json_schema(pv, refs))).collect()
+                            p.iter()
+                                .map(|(pk, pv)| (pk.clone(), to_json_schema(pv, refs)))
+                                .collect()
                         });
                         out.insert(k.clone(), Value::Object(props.unwrap_or_default()));
                     }
@@ -509,7 +604,10 @@ fn to_json_schema(s: &Value, refs: &mut Vec<String>) -> Value {
                         if let Some(d) = desc {
                             wrapped.insert("description".into(), d);
                         }
-                        wrapped.insert("anyOf".into(), json!([Value::Object(out), {"type": "null"}]));
+                        wrapped.insert(
+                            "anyOf".into(),
+                            json!([Value::Object(out), {"type": "null"}]),
+                        );
                         return Value::Object(wrapped);
                     }
                 }
@@ -544,12 +642,19 @@ fn rust_table(
     let mut s = String::new();
     let _ = writeln!(s, "// {BANNER}\n");
     s.push_str("use crate::model::*;\n\n");
-    let _ = writeln!(s, "/// The API revision the spec describes; sent as the `revision` header.");
+    let _ = writeln!(
+        s,
+        "/// The API revision the spec describes; sent as the `revision` header."
+    );
     let _ = writeln!(s, "pub const REVISION: &str = {};\n", lit(revision));
     s.push_str("/// The actions users were promised (promised-actions.tsv): (title, tool name).\n");
     s.push_str("pub static PROMISED: &[(&str, &str)] = &[\n");
     for p in promised {
-        let tool = if p.ids.len() == 1 { p.ids[0].clone() } else { normalize(&p.title) };
+        let tool = if p.ids.len() == 1 {
+            p.ids[0].clone()
+        } else {
+            normalize(&p.title)
+        };
         let _ = writeln!(s, "    ({}, {}),", lit(&p.title), lit(&tool));
     }
     s.push_str("];\n\n");
@@ -561,7 +666,11 @@ fn rust_table(
         let _ = writeln!(s, "        tag: {},", lit(&o.tag));
         let _ = writeln!(s, "        title: {},", lit(&o.title));
         let _ = writeln!(s, "        description: {},", lit(&o.description));
-        let _ = writeln!(s, "        method: Method::{},", camel(&o.method.to_ascii_lowercase()));
+        let _ = writeln!(
+            s,
+            "        method: Method::{},",
+            camel(&o.method.to_ascii_lowercase())
+        );
         let _ = writeln!(s, "        path: {},", lit(&o.path));
         s.push_str("        params: &[\n");
         for p in &o.params {
@@ -607,8 +716,11 @@ fn rust_table(
     s.push_str("/// Promised actions that pick one of several operations by an argument.\n");
     s.push_str("pub static COMPOSITES: &[Composite] = &[\n");
     for c in composites {
-        let choices: Vec<String> =
-            c.choices.iter().map(|(v, i)| format!("({}, {})", lit(v), lit(&ops[*i].id))).collect();
+        let choices: Vec<String> = c
+            .choices
+            .iter()
+            .map(|(v, i)| format!("({}, {})", lit(v), lit(&ops[*i].id)))
+            .collect();
         let _ = writeln!(
             s,
             "    Composite {{ id: {}, title: {}, tag: {}, selector: \"relationship\", choices: &[{}], access: Access::{} }},",
@@ -637,10 +749,48 @@ fn rust_table(
 // WIT.
 
 const WIT_KEYWORDS: &[&str] = &[
-    "as", "async", "bool", "borrow", "char", "constructor", "enum", "export", "f32", "f64", "flags",
-    "from", "func", "future", "import", "include", "interface", "list", "own", "package", "record",
-    "resource", "result", "s16", "s32", "s64", "s8", "static", "stream", "string", "tuple", "type",
-    "u16", "u32", "u64", "u8", "use", "variant", "with", "world", "option", "error-context",
+    "as",
+    "async",
+    "bool",
+    "borrow",
+    "char",
+    "constructor",
+    "enum",
+    "export",
+    "f32",
+    "f64",
+    "flags",
+    "from",
+    "func",
+    "future",
+    "import",
+    "include",
+    "interface",
+    "list",
+    "own",
+    "package",
+    "record",
+    "resource",
+    "result",
+    "s16",
+    "s32",
+    "s64",
+    "s8",
+    "static",
+    "stream",
+    "string",
+    "tuple",
+    "type",
+    "u16",
+    "u32",
+    "u64",
+    "u8",
+    "use",
+    "variant",
+    "with",
+    "world",
+    "option",
+    "error-context",
 ];
 
 /// A WIT identifier from any text: kebab case, words starting with a letter, keywords escaped.
@@ -648,7 +798,13 @@ fn wit_ident(s: &str) -> String {
     let words: Vec<String> = normalize(s)
         .split('_')
         .filter(|w| !w.is_empty())
-        .map(|w| if w.starts_with(|c: char| c.is_ascii_digit()) { format!("n{w}") } else { w.to_string() })
+        .map(|w| {
+            if w.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("n{w}")
+            } else {
+                w.to_string()
+            }
+        })
         .collect();
     let id = words.join("-");
     if WIT_KEYWORDS.contains(&id.as_str()) {
@@ -698,32 +854,61 @@ enum FieldKind {
     Body { required: bool },
 }
 
-fn fields_of(fn_name: &str, params: &[Param], body: Option<(bool, String)>, enums: &mut Vec<(String, Vec<String>)>) -> Vec<Field> {
+fn fields_of(
+    fn_name: &str,
+    params: &[Param],
+    body: Option<(bool, String)>,
+    enums: &mut Vec<(String, Vec<String>)>,
+) -> Vec<Field> {
     let mut out = Vec::new();
     for p in params {
         let name = wit_ident(&p.arg);
         let (base, kind) = match &p.kind {
-            Kind::Str => ("string".to_string(), FieldKind::Text { required: p.required }),
+            Kind::Str => (
+                "string".to_string(),
+                FieldKind::Text {
+                    required: p.required,
+                },
+            ),
             Kind::List(_) => ("list<string>".to_string(), FieldKind::List),
             Kind::Int(..) => ("u32".to_string(), FieldKind::Int),
             Kind::Enum(values) => {
                 let ty = format!("{fn_name}-{}", name.trim_start_matches('%'));
                 enums.push((ty.clone(), values.clone()));
-                (ty, FieldKind::Choice { required: p.required })
+                (
+                    ty,
+                    FieldKind::Choice {
+                        required: p.required,
+                    },
+                )
             }
         };
         let required = p.required && !matches!(p.kind, Kind::List(_) | Kind::Int(..));
-        let ty = if required { base } else { format!("option<{base}>") };
+        let ty = if required {
+            base
+        } else {
+            format!("option<{base}>")
+        };
         let mut docs = format!("`{}` ({})", p.wire, p.location.to_ascii_lowercase());
         if !p.description.is_empty() {
             docs = format!("{docs}: {}", p.description);
         }
-        out.push(Field { name, ty, docs, arg: p.arg.clone(), kind });
+        out.push(Field {
+            name,
+            ty,
+            docs,
+            arg: p.arg.clone(),
+            kind,
+        });
     }
     if let Some((required, docs)) = body {
         out.push(Field {
             name: "body".into(),
-            ty: if required { "string".into() } else { "option<string>".into() },
+            ty: if required {
+                "string".into()
+            } else {
+                "option<string>".into()
+            },
             docs,
             arg: "body".into(),
             kind: FieldKind::Body { required },
@@ -748,16 +933,29 @@ fn body_docs(o: &Op) -> Option<(bool, String)> {
 }
 
 /// Params of a composite: its selector, then the union of its operations' params and bodies.
-fn composite_fields(c: &Composite, ops: &[Op], enums: &mut Vec<(String, Vec<String>)>) -> Vec<Field> {
+fn composite_fields(
+    c: &Composite,
+    ops: &[Op],
+    enums: &mut Vec<(String, Vec<String>)>,
+) -> Vec<Field> {
     let fn_name = wit_ident(&c.id);
     let sel_ty = format!("{fn_name}-relationship");
-    enums.push((sel_ty.clone(), c.choices.iter().map(|(v, _)| v.clone()).collect()));
+    enums.push((
+        sel_ty.clone(),
+        c.choices.iter().map(|(v, _)| v.clone()).collect(),
+    ));
     let mut params: Vec<Param> = Vec::new();
     for (_, i) in &c.choices {
         for p in &ops[*i].params {
-            let in_all = c.choices.iter().all(|(_, j)| ops[*j].params.iter().any(|q| q.arg == p.arg && q.required));
+            let in_all = c
+                .choices
+                .iter()
+                .all(|(_, j)| ops[*j].params.iter().any(|q| q.arg == p.arg && q.required));
             if !params.iter().any(|q| q.arg == p.arg) {
-                params.push(Param { required: p.required && in_all, ..p.clone() });
+                params.push(Param {
+                    required: p.required && in_all,
+                    ..p.clone()
+                });
             }
         }
     }
@@ -781,7 +979,12 @@ fn composite_fields(c: &Composite, ops: &[Op], enums: &mut Vec<(String, Vec<Stri
 fn wit(revision: &str, ops: &[Op], composites: &[Composite]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "// {BANNER}");
-    let _ = writeln!(s, "// Klaviyo API revision {revision}: {} operations, {} composite actions.\n", ops.len(), composites.len());
+    let _ = writeln!(
+        s,
+        "// Klaviyo API revision {revision}: {} operations, {} composite actions.\n",
+        ops.len(),
+        composites.len()
+    );
     let tags: BTreeSet<String> = ops.iter().map(|o| o.tag.clone()).collect();
     let mut by_iface: BTreeMap<String, &str> = BTreeMap::new();
     for t in &tags {
@@ -800,13 +1003,19 @@ fn wit(revision: &str, ops: &[Op], composites: &[Composite]) -> String {
             if fields.is_empty() {
                 let _ = writeln!(funcs, "    {name}: func() -> result<string, api-error>;");
             } else {
-                let _ = writeln!(records, "\n    /// Parameters of `{name}`.\n    record {name}-params {{");
+                let _ = writeln!(
+                    records,
+                    "\n    /// Parameters of `{name}`.\n    record {name}-params {{"
+                );
                 for f in &fields {
                     wit_docs(&mut records, "        ", &f.docs);
                     let _ = writeln!(records, "        {}: {},", f.name, f.ty);
                 }
                 records.push_str("    }\n");
-                let _ = writeln!(funcs, "    {name}: func(params: {name}-params) -> result<string, api-error>;");
+                let _ = writeln!(
+                    funcs,
+                    "    {name}: func(params: {name}-params) -> result<string, api-error>;"
+                );
             }
         };
         for o in ops.iter().filter(|o| &o.tag == tag) {
@@ -814,16 +1023,32 @@ fn wit(revision: &str, ops: &[Op], composites: &[Composite]) -> String {
             let fields = fields_of(&name, &o.params, body_docs(o), &mut enums);
             let docs = format!(
                 "`{} {}` · access: {} · scopes: {} · tool `{}`\n\n{}",
-                o.method, o.path, o.access.to_ascii_lowercase(),
-                if o.scopes.is_empty() { "none".into() } else { o.scopes.join(", ") },
-                o.id, o.description
+                o.method,
+                o.path,
+                o.access.to_ascii_lowercase(),
+                if o.scopes.is_empty() {
+                    "none".into()
+                } else {
+                    o.scopes.join(", ")
+                },
+                o.id,
+                o.description
             );
             emit(&name, &o.title, &docs, fields);
         }
         for c in composites.iter().filter(|c| &c.tag == tag) {
             let name = wit_ident(&c.id);
             let fields = composite_fields(c, ops, &mut enums);
-            let list: Vec<String> = c.choices.iter().map(|(v, i)| format!("- `{v}`: `{}` ({} {})", ops[*i].id, ops[*i].method, ops[*i].path)).collect();
+            let list: Vec<String> = c
+                .choices
+                .iter()
+                .map(|(v, i)| {
+                    format!(
+                        "- `{v}`: `{}` ({} {})",
+                        ops[*i].id, ops[*i].method, ops[*i].path
+                    )
+                })
+                .collect();
             let docs = format!("Composite action (tool `{}`): one action over several endpoints, picked by `relationship`:\n{}", c.id, list.join("\n"));
             emit(&name, &c.title, &docs, fields);
         }
@@ -893,18 +1118,28 @@ fn exports(ops: &[Op], composites: &[Composite]) -> String {
                 let _ = writeln!(s, "    fn {f}() -> Result<String, ApiError> {{\n        call_tool({tool}, Args::default())\n    }}");
                 return;
             }
-            let _ = writeln!(s, "    fn {f}(p: x::{module}::{}Params) -> Result<String, ApiError> {{", camel(name));
+            let _ = writeln!(
+                s,
+                "    fn {f}(p: x::{module}::{}Params) -> Result<String, ApiError> {{",
+                camel(name)
+            );
             s.push_str("        let mut a = Args::default();\n");
             for fl in &fields {
                 let field = rust_ident(&fl.name);
                 let arg = lit(&fl.arg);
                 let line = match fl.kind {
-                    FieldKind::Text { required: true } => format!("a.text({arg}, Some(p.{field}));"),
+                    FieldKind::Text { required: true } => {
+                        format!("a.text({arg}, Some(p.{field}));")
+                    }
                     FieldKind::Text { required: false } => format!("a.text({arg}, p.{field});"),
                     FieldKind::List => format!("a.list({arg}, p.{field});"),
                     FieldKind::Int => format!("a.int({arg}, p.{field});"),
-                    FieldKind::Choice { required: true } => format!("a.choice({arg}, Some(p.{field} as usize));"),
-                    FieldKind::Choice { required: false } => format!("a.choice({arg}, p.{field}.map(|v| v as usize));"),
+                    FieldKind::Choice { required: true } => {
+                        format!("a.choice({arg}, Some(p.{field} as usize));")
+                    }
+                    FieldKind::Choice { required: false } => {
+                        format!("a.choice({arg}, p.{field}.map(|v| v as usize));")
+                    }
                     FieldKind::Body { required: true } => format!("a.body(Some(p.{field}));"),
                     FieldKind::Body { required: false } => format!("a.body(p.{field});"),
                 };
@@ -915,10 +1150,18 @@ fn exports(ops: &[Op], composites: &[Composite]) -> String {
         let mut enums = Vec::new();
         for (i, o) in ops.iter().enumerate().filter(|(_, o)| &o.tag == tag) {
             let name = wit_ident(&o.id);
-            emit(&name, i, fields_of(&name, &o.params, body_docs(o), &mut enums));
+            emit(
+                &name,
+                i,
+                fields_of(&name, &o.params, body_docs(o), &mut enums),
+            );
         }
         for (j, c) in composites.iter().enumerate().filter(|(_, c)| &c.tag == tag) {
-            emit(&wit_ident(&c.id), ops.len() + j, composite_fields(c, ops, &mut enums));
+            emit(
+                &wit_ident(&c.id),
+                ops.len() + j,
+                composite_fields(c, ops, &mut enums),
+            );
         }
         s.push_str("}\n");
     }
@@ -938,18 +1181,28 @@ mod tests {
         let spec = root.join("../shared/klaviyo-openapi/stable.json");
         let promised = root.join("../shared/reference/promised-actions.tsv");
         if !spec.exists() {
-            assert!(std::env::var_os("KLAVIYO_REQUIRE_SPEC").is_none(), "spec missing at {}", spec.display());
+            assert!(
+                std::env::var_os("KLAVIYO_REQUIRE_SPEC").is_none(),
+                "spec missing at {}",
+                spec.display()
+            );
             eprintln!("skipping freshness check: {} not found", spec.display());
             return;
         }
         let files = generate(&spec, &promised).unwrap();
         let stale = stale_files(&root, &files);
-        assert!(stale.is_empty(), "stale generated files {stale:?}: run `cargo xtask codegen`");
+        assert!(
+            stale.is_empty(),
+            "stale generated files {stale:?}: run `cargo xtask codegen`"
+        );
     }
 
     #[test]
     fn names_and_cases() {
-        assert_eq!(normalize("Get campaign campaign messages"), "get_campaign_campaign_messages");
+        assert_eq!(
+            normalize("Get campaign campaign messages"),
+            "get_campaign_campaign_messages"
+        );
         assert_eq!(normalize("fields[catalog-item]"), "fields_catalog_item");
         assert_eq!(wit_case("-created_at"), "created-at-desc");
         assert_eq!(wit_ident("type"), "%type");
@@ -961,13 +1214,35 @@ mod tests {
     #[test]
     fn access_rule() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(access_class("query_campaign_values", "POST", &s(&["campaigns:read"])), "Read");
+        assert_eq!(
+            access_class("query_campaign_values", "POST", &s(&["campaigns:read"])),
+            "Read"
+        );
         assert_eq!(access_class("create_client_review", "POST", &[]), "Write");
         assert_eq!(access_class("get_client_reviews", "GET", &[]), "Read");
-        assert_eq!(access_class("bulk_delete_catalog_items", "POST", &s(&["catalogs:write"])), "Destructive");
-        assert_eq!(access_class("merge_profiles", "POST", &s(&["profiles:write"])), "Destructive");
-        assert_eq!(access_class("delete_list", "DELETE", &s(&["lists:write"])), "Destructive");
-        assert_eq!(access_class("create_list", "POST", &s(&["lists:write"])), "Write");
-        assert_eq!(access_class("get_bulk_delete_catalog_items_job", "GET", &s(&["catalogs:read"])), "Read");
+        assert_eq!(
+            access_class("bulk_delete_catalog_items", "POST", &s(&["catalogs:write"])),
+            "Destructive"
+        );
+        assert_eq!(
+            access_class("merge_profiles", "POST", &s(&["profiles:write"])),
+            "Destructive"
+        );
+        assert_eq!(
+            access_class("delete_list", "DELETE", &s(&["lists:write"])),
+            "Destructive"
+        );
+        assert_eq!(
+            access_class("create_list", "POST", &s(&["lists:write"])),
+            "Write"
+        );
+        assert_eq!(
+            access_class(
+                "get_bulk_delete_catalog_items_job",
+                "GET",
+                &s(&["catalogs:read"])
+            ),
+            "Read"
+        );
     }
 }

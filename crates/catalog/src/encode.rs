@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn query_components() {
         assert_eq!(query_component("fields[profile]"), "fields%5Bprofile%5D");
-        assert_eq!(query_component("equals(email,'a+b@x.com')"), "equals(email,'a%2Bb@x.com')");
+        assert_eq!(
+            query_component("equals(email,'a+b@x.com')"),
+            "equals(email,'a%2Bb@x.com')"
+        );
         assert_eq!(query_component("a&b=c d#"), "a%26b%3Dc%20d%23");
     }
 

@@ -14,23 +14,39 @@ fn example(s: &Value, depth: usize) -> Value {
     if depth > 40 {
         return Value::Null;
     }
-    let Some(m) = s.as_object() else { return Value::Null };
+    let Some(m) = s.as_object() else {
+        return Value::Null;
+    };
     if let Some(r) = m.get("$ref").and_then(Value::as_str) {
-        let def = schema_defs().get(r.trim_start_matches("#/$defs/")).cloned().unwrap_or(Value::Null);
+        let def = schema_defs()
+            .get(r.trim_start_matches("#/$defs/"))
+            .cloned()
+            .unwrap_or(Value::Null);
         return example(&def, depth + 1);
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(Value::Array(branches)) = m.get(key) {
-            let b = branches.iter().find(|b| b.get("type") != Some(&json!("null"))).unwrap_or(&branches[0]);
+            let b = branches
+                .iter()
+                .find(|b| b.get("type") != Some(&json!("null")))
+                .unwrap_or(&branches[0]);
             return example(b, depth + 1);
         }
     }
     if let Some(Value::Array(values)) = m.get("enum") {
-        return values.iter().find(|v| !v.is_null()).cloned().unwrap_or(Value::Null);
+        return values
+            .iter()
+            .find(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(Value::Null);
     }
     let ty = match m.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
         _ if m.contains_key("properties") => "object",
         _ => "string",
     };
@@ -38,14 +54,24 @@ fn example(s: &Value, depth: usize) -> Value {
         "object" => {
             let mut out = Map::new();
             let props = m.get("properties").and_then(Value::as_object);
-            for r in m.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for r in m
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 let ps = props.and_then(|p| p.get(r)).cloned().unwrap_or(json!({}));
                 out.insert(r.to_string(), example(&ps, depth + 1));
             }
             Value::Object(out)
         }
         "array" => {
-            let n = m.get("minItems").and_then(Value::as_u64).unwrap_or(1).max(1);
+            let n = m
+                .get("minItems")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .max(1);
             let item = example(m.get("items").unwrap_or(&json!({})), depth + 1);
             Value::Array(vec![item; n as usize])
         }
@@ -80,7 +106,10 @@ pub fn example_args_for(tool: Tool, choice: usize, optional: bool) -> Value {
     let ops = tool.operations();
     let op = ops[choice.min(ops.len() - 1)];
     if let Tool::Composite(c) = tool {
-        out.insert(c.selector.into(), json!(c.choices[choice.min(ops.len() - 1)].0));
+        out.insert(
+            c.selector.into(),
+            json!(c.choices[choice.min(ops.len() - 1)].0),
+        );
     }
     for p in op.params {
         if !p.required && !optional {
@@ -90,11 +119,15 @@ pub fn example_args_for(tool: Tool, choice: usize, optional: bool) -> Value {
             continue; // filled from the host's public key
         }
         let v = match p.kind {
-            Kind::String if p.location == Location::Path => json!(format!("{}-1", p.arg.replace('_', "-"))),
+            Kind::String if p.location == Location::Path => {
+                json!(format!("{}-1", p.arg.replace('_', "-")))
+            }
             Kind::String if p.arg == "filter" => json!(example_filter(p.description)),
             Kind::String if p.arg.starts_with("page") => json!("bmV4dC1wYWdl"),
             Kind::String if p.arg == "statistics" => json!("average_rating"),
-            Kind::String if p.location == Location::Header => json!("and(equals(lat,40.7),equals(lng,-74.0))"),
+            Kind::String if p.location == Location::Header => {
+                json!("and(equals(lat,40.7),equals(lng,-74.0))")
+            }
             Kind::String => json!("example"),
             Kind::Enum(v) => json!(v[0]),
             Kind::List(v) if v.is_empty() => json!(["example"]),
@@ -107,7 +140,10 @@ pub fn example_args_for(tool: Tool, choice: usize, optional: bool) -> Value {
         if b.required || optional {
             if b.encoding == crate::BodyEncoding::Multipart {
                 // A 1x1 transparent GIF.
-                out.insert("body".into(), json!({"file": "R0lGODlhAQABAAAAACw=", "name": "pixel"}));
+                out.insert(
+                    "body".into(),
+                    json!({"file": "R0lGODlhAQABAAAAACw=", "name": "pixel"}),
+                );
             } else {
                 let mut full = example(&json!({"$ref": format!("#/$defs/{}", b.schema)}), 0);
                 // PATCH bodies name the resource of the path.
@@ -128,9 +164,17 @@ pub fn example_args_for(tool: Tool, choice: usize, optional: bool) -> Value {
 fn example_filter(description: &str) -> String {
     let mut first: Option<(String, String)> = None;
     for line in description.lines() {
-        let Some(rest) = line.strip_prefix('`') else { continue };
-        let Some((field, ops)) = rest.split_once("`:") else { continue };
-        let ops: Vec<&str> = ops.split(',').map(|o| o.trim().trim_matches('`')).filter(|o| !o.is_empty()).collect();
+        let Some(rest) = line.strip_prefix('`') else {
+            continue;
+        };
+        let Some((field, ops)) = rest.split_once("`:") else {
+            continue;
+        };
+        let ops: Vec<&str> = ops
+            .split(',')
+            .map(|o| o.trim().trim_matches('`'))
+            .filter(|o| !o.is_empty())
+            .collect();
         if let Some(op) = ops.iter().find(|o| **o == "equals").or(ops.first()) {
             let candidate = (field.to_string(), op.to_string());
             if op == &"equals" {
@@ -141,7 +185,13 @@ fn example_filter(description: &str) -> String {
         }
     }
     let (field, op) = first.unwrap_or_else(|| ("id".into(), "equals".into()));
-    let value = if field.ends_with("_at") || field.contains("date") || field == "datetime" || field == "created" || field == "updated" || field == "timestamp" {
+    let value = if field.ends_with("_at")
+        || field.contains("date")
+        || field == "datetime"
+        || field == "created"
+        || field == "updated"
+        || field == "timestamp"
+    {
         "2026-01-01T00:00:00Z".to_string()
     } else if op == "any" {
         "[\"example\"]".to_string()

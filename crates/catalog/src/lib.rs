@@ -11,9 +11,10 @@
 //! Nothing here does I/O, so all of it is tested natively and runs the same inside the
 //! component and in the host.
 
-mod model;
 pub mod encode;
 pub mod example;
+mod model;
+mod names;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -36,21 +37,29 @@ pub mod generated {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// `field` is an argument name or a path into it (`body.data.attributes.email`).
-    InvalidInput { field: String, message: String },
+    InvalidInput {
+        field: String,
+        message: String,
+    },
     NotConfigured(String),
     UnknownTool(String),
 }
 
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::InvalidInput { field: field.into(), message: message.into() }
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::InvalidInput { field, message } => write!(f, "invalid input: `{field}`: {message}"),
+            Error::InvalidInput { field, message } => {
+                write!(f, "invalid input: `{field}`: {message}")
+            }
             Error::NotConfigured(m) => write!(f, "not configured: {m}"),
             Error::UnknownTool(m) => write!(f, "unknown tool: {m}"),
         }

@@ -42,7 +42,10 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -51,7 +54,12 @@ pub fn prepare(tool: Tool, args: &Value, conn: &Connection) -> Result<Request, E
     let mut args = match args {
         Value::Null => Map::new(),
         Value::Object(m) => m.clone(),
-        other => return Err(Error::invalid("arguments", format!("must be a JSON object, got {}", kind_of(other)))),
+        other => {
+            return Err(Error::invalid(
+                "arguments",
+                format!("must be a JSON object, got {}", kind_of(other)),
+            ))
+        }
     };
     let op = match tool {
         Tool::Op(op) => op,
@@ -59,18 +67,32 @@ pub fn prepare(tool: Tool, args: &Value, conn: &Connection) -> Result<Request, E
             let sel = args.remove(c.selector);
             let values: Vec<&str> = c.choices.iter().map(|(v, _)| *v).collect();
             let chosen = match &sel {
-                None => return Err(Error::invalid(c.selector, format!("is required: one of {}", values.join(", ")))),
+                None => {
+                    return Err(Error::invalid(
+                        c.selector,
+                        format!("is required: one of {}", values.join(", ")),
+                    ))
+                }
                 Some(Value::String(s)) => c.choices.iter().find(|(v, _)| v == s),
                 Some(_) => None,
             };
             let Some((value, id)) = chosen else {
-                return Err(Error::invalid(c.selector, format!("must be one of {}; got {}", values.join(", "), sel.unwrap())));
+                return Err(Error::invalid(
+                    c.selector,
+                    format!("must be one of {}; got {}", values.join(", "), sel.unwrap()),
+                ));
             };
             let op = operation(id).expect("composite names a known operation");
             for k in args.keys() {
                 if k != "body" || op.body.is_none() {
                     if !op.params.iter().any(|p| p.arg == k) {
-                        return Err(Error::invalid(k.as_str(), format!("is not accepted when {} is `{value}` ({})", c.selector, op.id)));
+                        return Err(Error::invalid(
+                            k.as_str(),
+                            format!(
+                                "is not accepted when {} is `{value}` ({})",
+                                c.selector, op.id
+                            ),
+                        ));
                     }
                 }
             }
@@ -91,15 +113,27 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn build(op: &'static Operation, mut args: Map<String, Value>, conn: &Connection) -> Result<Request, Error> {
-    let known = |k: &str| op.params.iter().any(|p| p.arg == k) || (k == "body" && op.body.is_some());
+fn build(
+    op: &'static Operation,
+    mut args: Map<String, Value>,
+    conn: &Connection,
+) -> Result<Request, Error> {
+    let known =
+        |k: &str| op.params.iter().any(|p| p.arg == k) || (k == "body" && op.body.is_some());
     if let Some(k) = args.keys().find(|k| !known(k)) {
         let mut names: Vec<&str> = op.params.iter().map(|p| p.arg).collect();
         if op.body.is_some() {
             names.push("body");
         }
-        let takes = if names.is_empty() { "no arguments".to_string() } else { names.join(", ") };
-        return Err(Error::invalid(k.as_str(), format!("unknown argument; `{}` takes: {takes}", op.id)));
+        let takes = if names.is_empty() {
+            "no arguments".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(Error::invalid(
+            k.as_str(),
+            format!("unknown argument; `{}` takes: {takes}", op.id),
+        ));
     }
     if op.client && !args.contains_key("company_id") {
         match &conn.public_key {
@@ -124,7 +158,10 @@ fn build(op: &'static Operation, mut args: Map<String, Value>, conn: &Connection
     for p in op.params {
         let Some(v) = args.get(p.arg) else {
             if p.required {
-                return Err(Error::invalid(p.arg, format!("is required ({})", describe_kind(&p.kind))));
+                return Err(Error::invalid(
+                    p.arg,
+                    format!("is required ({})", describe_kind(&p.kind)),
+                ));
             }
             continue;
         };
@@ -136,7 +173,11 @@ fn build(op: &'static Operation, mut args: Map<String, Value>, conn: &Connection
                 }
                 path = path.replace(&format!("{{{}}}", p.wire), &path_segment(&text));
             }
-            Location::Query => query.push(format!("{}={}", query_component(p.wire), query_component(&text))),
+            Location::Query => query.push(format!(
+                "{}={}",
+                query_component(p.wire),
+                query_component(&text)
+            )),
             Location::Header => {
                 if text.contains(['\r', '\n']) {
                     return Err(Error::invalid(p.arg, "must not contain line breaks"));
@@ -158,7 +199,10 @@ fn build(op: &'static Operation, mut args: Map<String, Value>, conn: &Connection
     let body = match (&op.body, args.remove("body")) {
         (None, _) => None,
         (Some(b), None) if b.required => {
-            return Err(Error::invalid("body", format!("is required (schema `{}`)", b.schema)))
+            return Err(Error::invalid(
+                "body",
+                format!("is required (schema `{}`)", b.schema),
+            ))
         }
         (Some(_), None) => None,
         (Some(b), Some(v)) => {
@@ -168,7 +212,10 @@ fn build(op: &'static Operation, mut args: Map<String, Value>, conn: &Connection
                 v => v,
             };
             if depth_of(&v) > MAX_DEPTH {
-                return Err(Error::invalid("body", format!("nested deeper than {MAX_DEPTH} levels")));
+                return Err(Error::invalid(
+                    "body",
+                    format!("nested deeper than {MAX_DEPTH} levels"),
+                ));
             }
             match b.encoding {
                 BodyEncoding::JsonApi => {
@@ -192,7 +239,14 @@ fn build(op: &'static Operation, mut args: Map<String, Value>, conn: &Connection
         path_and_query.push_str(&query.join("&"));
     }
     let url = format!("{}{}", conn.base_url.trim_end_matches('/'), path_and_query);
-    Ok(Request { operation: op, method: op.method, path_and_query, url, headers, body })
+    Ok(Request {
+        operation: op,
+        method: op.method,
+        path_and_query,
+        url,
+        headers,
+        body,
+    })
 }
 
 fn describe_kind(k: &Kind) -> String {
@@ -212,7 +266,10 @@ fn param_value(arg: &str, kind: &Kind, v: &Value) -> Result<String, Error> {
         Kind::String => match v {
             Value::String(s) if !s.is_empty() => Ok(s.clone()),
             Value::String(_) => Err(Error::invalid(arg, "must not be empty")),
-            other => Err(Error::invalid(arg, format!("must be {}, got {}", want(), kind_of(other)))),
+            other => Err(Error::invalid(
+                arg,
+                format!("must be {}, got {}", want(), kind_of(other)),
+            )),
         },
         Kind::Enum(values) => match v {
             Value::String(s) if values.contains(&s.as_str()) => Ok(s.clone()),
@@ -220,7 +277,10 @@ fn param_value(arg: &str, kind: &Kind, v: &Value) -> Result<String, Error> {
         },
         Kind::List(values) => {
             let Value::Array(items) = v else {
-                return Err(Error::invalid(arg, format!("must be {} (a JSON array), got {}", want(), kind_of(v))));
+                return Err(Error::invalid(
+                    arg,
+                    format!("must be {} (a JSON array), got {}", want(), kind_of(v)),
+                ));
             };
             if items.is_empty() {
                 return Err(Error::invalid(arg, "must not be empty (omit it instead)"));
@@ -229,13 +289,22 @@ fn param_value(arg: &str, kind: &Kind, v: &Value) -> Result<String, Error> {
             for (i, item) in items.iter().enumerate() {
                 let field = format!("{arg}[{i}]");
                 let Value::String(s) = item else {
-                    return Err(Error::invalid(field, format!("must be a string, got {}", kind_of(item))));
+                    return Err(Error::invalid(
+                        field,
+                        format!("must be a string, got {}", kind_of(item)),
+                    ));
                 };
                 if s.is_empty() || s.contains(',') {
-                    return Err(Error::invalid(field, "must be a non-empty value without commas"));
+                    return Err(Error::invalid(
+                        field,
+                        "must be a non-empty value without commas",
+                    ));
                 }
                 if !values.is_empty() && !values.contains(&s.as_str()) {
-                    return Err(Error::invalid(field, format!("`{s}` is not allowed; allowed: {}", values.join(", "))));
+                    return Err(Error::invalid(
+                        field,
+                        format!("`{s}` is not allowed; allowed: {}", values.join(", ")),
+                    ));
                 }
                 if out.contains(&s.as_str()) {
                     return Err(Error::invalid(field, format!("`{s}` is listed twice")));
@@ -254,7 +323,11 @@ fn param_value(arg: &str, kind: &Kind, v: &Value) -> Result<String, Error> {
 /// Completes the JSON:API envelope: accepts the full `{"data": …}` document, the resource object
 /// (`{"type"?, "id"?, "attributes", "relationships"?}`), a bare attributes object, or for
 /// relationship endpoints a list of ids / resource identifiers.
-pub fn complete_envelope(op: &Operation, body: Value, path_id: Option<&str>) -> Result<Value, Error> {
+pub fn complete_envelope(
+    op: &Operation,
+    body: Value,
+    path_id: Option<&str>,
+) -> Result<Value, Error> {
     let b = op.body.as_ref().expect("operation has a body");
     let resource_keys = ["type", "id", "attributes", "relationships", "meta"];
     let mut doc = match body {
@@ -272,38 +345,46 @@ pub fn complete_envelope(op: &Operation, body: Value, path_id: Option<&str>) -> 
                 "body",
                 format!(
                     "must be a JSON object{}, got {}",
-                    if b.data_is_array { " or a list of ids" } else { "" },
+                    if b.data_is_array {
+                        " or a list of ids"
+                    } else {
+                        ""
+                    },
                     kind_of(&other)
                 ),
             ))
         }
     };
-    let fill = |item: &mut Value, field: &str, with_id: bool| -> Result<(), Error> {
-        if let Value::String(id) = item {
-            *item = json!({ "id": id });
-        }
-        let Some(obj) = item.as_object_mut() else { return Ok(()) };
-        if let Some(t) = b.data_type {
-            obj.entry("type").or_insert_with(|| Value::String(t.to_string()));
-        }
-        if with_id {
-            if let Some(pid) = path_id {
-                match obj.get("id") {
-                    None => {
-                        obj.insert("id".into(), Value::String(pid.to_string()));
-                    }
-                    Some(Value::String(given)) if given != pid => {
-                        return Err(Error::invalid(
+    let fill =
+        |item: &mut Value, field: &str, with_id: bool| -> Result<(), Error> {
+            if let Value::String(id) = item {
+                *item = json!({ "id": id });
+            }
+            let Some(obj) = item.as_object_mut() else {
+                return Ok(());
+            };
+            if let Some(t) = b.data_type {
+                obj.entry("type")
+                    .or_insert_with(|| Value::String(t.to_string()));
+            }
+            if with_id {
+                if let Some(pid) = path_id {
+                    match obj.get("id") {
+                        None => {
+                            obj.insert("id".into(), Value::String(pid.to_string()));
+                        }
+                        Some(Value::String(given)) if given != pid => return Err(Error::invalid(
                             format!("{field}.id"),
-                            format!("`{given}` differs from the path id `{pid}`; they must be equal"),
-                        ))
+                            format!(
+                                "`{given}` differs from the path id `{pid}`; they must be equal"
+                            ),
+                        )),
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     match &mut doc["data"] {
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -319,7 +400,8 @@ pub fn complete_envelope(op: &Operation, body: Value, path_id: Option<&str>) -> 
 /// The multipart form of `upload_image_from_file`: `{"file": base64, "name"?, "hidden"?}`.
 fn multipart(v: &Value) -> Result<(String, Vec<u8>), Error> {
     let file_b64 = v["file"].as_str().unwrap_or_default();
-    let file = base64_decode(file_b64).ok_or_else(|| Error::invalid("body.file", "must be base64 text (standard alphabet)"))?;
+    let file = base64_decode(file_b64)
+        .ok_or_else(|| Error::invalid("body.file", "must be base64 text (standard alphabet)"))?;
     if file.is_empty() {
         return Err(Error::invalid("body.file", "must not be empty"));
     }
@@ -327,7 +409,12 @@ fn multipart(v: &Value) -> Result<(String, Vec<u8>), Error> {
         [0x89, b'P', b'N', b'G', ..] => ("image/png", "png"),
         [0xFF, 0xD8, 0xFF, ..] => ("image/jpeg", "jpg"),
         [b'G', b'I', b'F', b'8', ..] => ("image/gif", "gif"),
-        _ => return Err(Error::invalid("body.file", "must be a JPEG, PNG or GIF image")),
+        _ => {
+            return Err(Error::invalid(
+                "body.file",
+                "must be a JPEG, PNG or GIF image",
+            ))
+        }
     };
     let mut boundary = format!("klaviyo-connector-{:016x}", fnv(&file));
     while contains(&file, boundary.as_bytes()) {
@@ -335,7 +422,10 @@ fn multipart(v: &Value) -> Result<(String, Vec<u8>), Error> {
     }
     let mut out = Vec::new();
     let mut part = |name: &str, extra: &str, ctype: Option<&str>, data: &[u8]| {
-        out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n").as_bytes());
+        out.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n")
+                .as_bytes(),
+        );
         if let Some(ct) = ctype {
             out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
         }
@@ -344,8 +434,17 @@ fn multipart(v: &Value) -> Result<(String, Vec<u8>), Error> {
         out.extend_from_slice(b"\r\n");
     };
     let name = v["name"].as_str();
-    let filename = format!("{}.{ext}", name.map(sanitize_filename).unwrap_or_else(|| "image".into()));
-    part("file", &format!("; filename=\"{filename}\""), Some(mime), &file);
+    let filename = format!(
+        "{}.{ext}",
+        name.map(sanitize_filename)
+            .unwrap_or_else(|| "image".into())
+    );
+    part(
+        "file",
+        &format!("; filename=\"{filename}\""),
+        Some(mime),
+        &file,
+    );
     if let Some(n) = name {
         part("name", "", None, n.as_bytes());
     }
@@ -357,8 +456,22 @@ fn multipart(v: &Value) -> Result<(String, Vec<u8>), Error> {
 }
 
 fn sanitize_filename(s: &str) -> String {
-    let t: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(100).collect();
-    if t.is_empty() { "image".into() } else { t }
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if t.is_empty() {
+        "image".into()
+    } else {
+        t
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -366,7 +479,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Decodes standard base64 (padding optional, whitespace ignored).

@@ -22,9 +22,21 @@ pub struct KlaviyoError {
 /// Mirrors the WIT `api-error` variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
-    Http { status: u16, errors: Vec<KlaviyoError>, request_id: Option<String>, hint: Option<String>, body: Option<String> },
-    Throttled { retry_after_seconds: Option<u32>, detail: String },
-    InvalidInput { field: String, message: String },
+    Http {
+        status: u16,
+        errors: Vec<KlaviyoError>,
+        request_id: Option<String>,
+        hint: Option<String>,
+        body: Option<String>,
+    },
+    Throttled {
+        retry_after_seconds: Option<u32>,
+        detail: String,
+    },
+    InvalidInput {
+        field: String,
+        message: String,
+    },
     Denied(String),
     NotConfigured(String),
     UnknownTool(String),
@@ -36,7 +48,9 @@ pub enum Failure {
 impl From<crate::Error> for Failure {
     fn from(e: crate::Error) -> Failure {
         match e {
-            crate::Error::InvalidInput { field, message } => Failure::InvalidInput { field, message },
+            crate::Error::InvalidInput { field, message } => {
+                Failure::InvalidInput { field, message }
+            }
             crate::Error::NotConfigured(m) => Failure::NotConfigured(m),
             crate::Error::UnknownTool(m) => Failure::UnknownTool(m),
         }
@@ -46,10 +60,25 @@ impl From<crate::Error> for Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Http { status, errors, request_id, hint, body } => {
+            Failure::Http {
+                status,
+                errors,
+                request_id,
+                hint,
+                body,
+            } => {
                 write!(f, "Klaviyo answered HTTP {status}")?;
                 for e in errors {
-                    write!(f, "; {}: {}", e.code, if e.detail.is_empty() { &e.title } else { &e.detail })?;
+                    write!(
+                        f,
+                        "; {}: {}",
+                        e.code,
+                        if e.detail.is_empty() {
+                            &e.title
+                        } else {
+                            &e.detail
+                        }
+                    )?;
                     if let Some(p) = e.source_pointer.as_ref().or(e.source_parameter.as_ref()) {
                         write!(f, " (at {p})")?;
                     }
@@ -67,11 +96,16 @@ impl std::fmt::Display for Failure {
                 }
                 Ok(())
             }
-            Failure::Throttled { retry_after_seconds, detail } => match retry_after_seconds {
+            Failure::Throttled {
+                retry_after_seconds,
+                detail,
+            } => match retry_after_seconds {
                 Some(s) => write!(f, "throttled: retry after {s} s ({detail})"),
                 None => write!(f, "throttled: {detail}"),
             },
-            Failure::InvalidInput { field, message } => write!(f, "invalid input: `{field}` {message}"),
+            Failure::InvalidInput { field, message } => {
+                write!(f, "invalid input: `{field}` {message}")
+            }
             Failure::Denied(m) => write!(f, "denied by host policy: {m}"),
             Failure::NotConfigured(m) => write!(f, "not configured: {m}"),
             Failure::UnknownTool(m) => write!(f, "unknown tool: {m}"),
@@ -108,7 +142,12 @@ pub fn parse_retry_after(v: &str) -> Option<u32> {
 }
 
 /// Turns a response into the tool's result. `header` looks up a response header by name.
-pub fn interpret(op: &Operation, status: u16, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -> Result<String, Failure> {
+pub fn interpret(
+    op: &Operation,
+    status: u16,
+    header: &dyn Fn(&str) -> Option<String>,
+    body: &[u8],
+) -> Result<String, Failure> {
     let text = String::from_utf8_lossy(body).into_owned();
     if let Some(verdict) = header(HOST_VERDICT_HEADER) {
         return Err(match verdict.as_str() {
@@ -116,13 +155,18 @@ pub fn interpret(op: &Operation, status: u16, header: &dyn Fn(&str) -> Option<St
             "not-configured" => Failure::NotConfigured(text),
             "timeout" => Failure::Timeout(text),
             "outcome-unknown" => Failure::OutcomeUnknown(text),
-            "throttled" => Failure::Throttled { retry_after_seconds: header("retry-after").and_then(|v| parse_retry_after(&v)), detail: text },
+            "throttled" => Failure::Throttled {
+                retry_after_seconds: header("retry-after").and_then(|v| parse_retry_after(&v)),
+                detail: text,
+            },
             _ => Failure::Transport(text),
         });
     }
     if (200..300).contains(&status) {
         if std::str::from_utf8(body).is_err() {
-            return Err(Failure::Transport(format!("Klaviyo answered {status} with a body that is not UTF-8 text")));
+            return Err(Failure::Transport(format!(
+                "Klaviyo answered {status} with a body that is not UTF-8 text"
+            )));
         }
         return Ok(text);
     }
@@ -132,8 +176,13 @@ pub fn interpret(op: &Operation, status: u16, header: &dyn Fn(&str) -> Option<St
             .as_ref()
             .and_then(|e| e.first().map(|e| e.detail.clone()))
             .unwrap_or_else(|| "Klaviyo's rate limit for this endpoint was reached".into());
-        let retry = header("retry-after").and_then(|v| parse_retry_after(&v)).or_else(|| detail_seconds(&detail));
-        return Err(Failure::Throttled { retry_after_seconds: retry, detail });
+        let retry = header("retry-after")
+            .and_then(|v| parse_retry_after(&v))
+            .or_else(|| detail_seconds(&detail));
+        return Err(Failure::Throttled {
+            retry_after_seconds: retry,
+            detail,
+        });
     }
     let hint = match status {
         401 => Some("The private API key was not accepted: check the key the host is configured with".to_string()),
@@ -147,7 +196,11 @@ pub fn interpret(op: &Operation, status: u16, header: &dyn Fn(&str) -> Option<St
         status,
         request_id: header("x-klaviyo-req-id"),
         hint,
-        body: if errors.is_none() && !text.is_empty() { Some(text.chars().take(2000).collect()) } else { None },
+        body: if errors.is_none() && !text.is_empty() {
+            Some(text.chars().take(2000).collect())
+        } else {
+            None
+        },
         errors: errors.unwrap_or_default(),
     })
 }

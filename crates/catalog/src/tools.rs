@@ -13,19 +13,7 @@ pub enum Tool {
     Composite(&'static Composite),
 }
 
-/// Lower case, every run of other characters becomes one `_`, trimmed: `Add Profile to List`,
-/// `add-profiles-to-list` and `add_profiles_to_list` compare in this form.
-pub fn normalize(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
+pub use crate::names::normalize;
 
 /// The operation with this exact operationId.
 pub fn operation(id: &str) -> Option<&'static Operation> {
@@ -64,14 +52,19 @@ impl Tool {
                 } else {
                     format!("did you mean: {}?", close.join(", "))
                 };
-                Err(Error::UnknownTool(format!("no tool is named `{name}`; {hint}")))
+                Err(Error::UnknownTool(format!(
+                    "no tool is named `{name}`; {hint}"
+                )))
             }
         }
     }
 
     pub fn index(&self) -> usize {
         match self {
-            Tool::Op(op) => OPERATIONS.iter().position(|o| std::ptr::eq(o, *op)).unwrap(),
+            Tool::Op(op) => OPERATIONS
+                .iter()
+                .position(|o| std::ptr::eq(o, *op))
+                .unwrap(),
             Tool::Composite(c) => {
                 OPERATIONS.len() + COMPOSITES.iter().position(|x| std::ptr::eq(x, *c)).unwrap()
             }
@@ -110,7 +103,11 @@ impl Tool {
     pub fn operations(&self) -> Vec<&'static Operation> {
         match self {
             Tool::Op(op) => vec![*op],
-            Tool::Composite(c) => c.choices.iter().map(|(_, id)| operation(id).unwrap()).collect(),
+            Tool::Composite(c) => c
+                .choices
+                .iter()
+                .map(|(_, id)| operation(id).unwrap())
+                .collect(),
         }
     }
 
@@ -118,10 +115,18 @@ impl Tool {
         match self {
             Tool::Op(op) => op.description.to_string(),
             Tool::Composite(c) => {
-                let mut s = format!("{}: one action over several endpoints, picked by `{}`:", c.title, c.selector);
+                let mut s = format!(
+                    "{}: one action over several endpoints, picked by `{}`:",
+                    c.title, c.selector
+                );
                 for (v, id) in c.choices {
                     let op = operation(id).unwrap();
-                    s.push_str(&format!("\n- `{v}`: {} ({} {})", op.title, op.method.as_str(), op.path));
+                    s.push_str(&format!(
+                        "\n- `{v}`: {} ({} {})",
+                        op.title,
+                        op.method.as_str(),
+                        op.path
+                    ));
                 }
                 s
             }
@@ -130,8 +135,11 @@ impl Tool {
 
     /// Union of the scopes of the tool's operations, sorted.
     pub fn scopes(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> =
-            self.operations().iter().flat_map(|o| o.scopes.iter().copied()).collect();
+        let mut v: Vec<&'static str> = self
+            .operations()
+            .iter()
+            .flat_map(|o| o.scopes.iter().copied())
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -149,7 +157,11 @@ impl Tool {
     /// Other accepted names (normalized): Klaviyo aliases and promised titles.
     pub fn aliases(&self) -> Vec<&'static str> {
         let i = self.index() as u16;
-        NAMES.iter().filter(|(n, t)| *t == i && *n != self.name()).map(|(n, _)| *n).collect()
+        NAMES
+            .iter()
+            .filter(|(n, t)| *t == i && *n != self.name())
+            .map(|(n, _)| *n)
+            .collect()
     }
 
     /// Self-contained JSON Schema of the arguments object.
@@ -172,7 +184,9 @@ impl Tool {
                     continue;
                 }
                 props.insert(p.arg.into(), param_schema(p));
-                let in_all = ops.iter().all(|o| o.params.iter().any(|q| q.arg == p.arg && q.required));
+                let in_all = ops
+                    .iter()
+                    .all(|o| o.params.iter().any(|q| q.arg == p.arg && q.required));
                 if p.required && in_all && p.arg != "company_id" {
                     required.push(json!(p.arg));
                 }
@@ -187,7 +201,11 @@ impl Tool {
         if !bodies.is_empty() {
             let op = ops[0];
             let b = op.body.as_ref().unwrap();
-            let mut body = if bodies.len() == 1 { bodies.pop().unwrap() } else { json!({"anyOf": bodies}) };
+            let mut body = if bodies.len() == 1 {
+                bodies.pop().unwrap()
+            } else {
+                json!({"anyOf": bodies})
+            };
             let desc = match b.encoding {
                 crate::BodyEncoding::Multipart => "The upload: `file` is the image as base64 text; sent as multipart/form-data.".to_string(),
                 crate::BodyEncoding::JsonApi => format!(
@@ -196,9 +214,14 @@ impl Tool {
                     if b.data_is_array { "; for relationships, a list of ids is accepted" } else { "" }
                 ),
             };
-            body.as_object_mut().unwrap().insert("description".into(), json!(desc));
+            body.as_object_mut()
+                .unwrap()
+                .insert("description".into(), json!(desc));
             props.insert("body".into(), body);
-            if ops.iter().all(|o| o.body.as_ref().is_some_and(|b| b.required)) {
+            if ops
+                .iter()
+                .all(|o| o.body.as_ref().is_some_and(|b| b.required))
+            {
                 required.push(json!("body"));
             }
         }
@@ -230,11 +253,15 @@ fn param_schema(p: &crate::Param) -> Value {
         }
         Kind::Integer { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
     };
-    let mut desc = format!("`{}` ({})", p.wire, match p.location {
-        Location::Path => "path",
-        Location::Query => "query",
-        Location::Header => "header",
-    });
+    let mut desc = format!(
+        "`{}` ({})",
+        p.wire,
+        match p.location {
+            Location::Path => "path",
+            Location::Query => "query",
+            Location::Header => "header",
+        }
+    );
     if !p.description.is_empty() {
         desc = format!("{desc}: {}", p.description);
     }
@@ -249,7 +276,8 @@ fn param_schema(p: &crate::Param) -> Value {
 pub fn schema_defs() -> &'static Map<String, Value> {
     static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
-        let v: Value = serde_json::from_str(SCHEMA_DEFS).expect("generated schemas.json is valid JSON");
+        let v: Value =
+            serde_json::from_str(SCHEMA_DEFS).expect("generated schemas.json is valid JSON");
         match v {
             Value::Object(mut m) => match m.remove("$defs") {
                 Some(Value::Object(d)) => d,

@@ -14,7 +14,10 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Validates `value` against definition `root`; `field` names the value in errors (e.g. `body`).
 pub fn validate(root: &str, value: &Value, field: &str) -> Result<(), Error> {
-    let schema = Value::Object(Map::from_iter([("$ref".to_string(), Value::String(format!("#/$defs/{root}")))]));
+    let schema = Value::Object(Map::from_iter([(
+        "$ref".to_string(),
+        Value::String(format!("#/$defs/{root}")),
+    )]));
     check(&schema, value, field, 0).map_err(|(f, m)| Error::invalid(f, m))
 }
 
@@ -51,9 +54,14 @@ fn short(v: &Value) -> String {
 
 fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
-        return Err((path.into(), format!("nested deeper than {MAX_DEPTH} levels")));
+        return Err((
+            path.into(),
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
-    let Some(s) = schema.as_object() else { return Ok(()) };
+    let Some(s) = schema.as_object() else {
+        return Ok(());
+    };
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
         let name = r.trim_start_matches("#/$defs/");
         let def = schema_defs()
@@ -68,13 +76,24 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
             _ => vec![],
         };
         if !types.is_empty() && !types.iter().any(|t| type_matches(t, v)) {
-            return Err((path.into(), format!("expected {}, got {} {}", types.join(" or "), type_name(v), short(v))));
+            return Err((
+                path.into(),
+                format!(
+                    "expected {}, got {} {}",
+                    types.join(" or "),
+                    type_name(v),
+                    short(v)
+                ),
+            ));
         }
     }
     if let Some(Value::Array(allowed)) = s.get("enum") {
         if !allowed.contains(v) {
             let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            return Err((path.into(), format!("must be one of {}; got {}", list.join(", "), short(v))));
+            return Err((
+                path.into(),
+                format!("must be one of {}; got {}", list.join(", "), short(v)),
+            ));
         }
     }
     for key in ["allOf"] {
@@ -102,8 +121,12 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
                 }
             }
             if !ok {
-                let (f, m) = best.unwrap_or((path.into(), "matches none of the allowed shapes".into()));
-                return Err((f, format!("{m} (no allowed shape of `{path}` matched; this is the closest)")));
+                let (f, m) =
+                    best.unwrap_or((path.into(), "matches none of the allowed shapes".into()));
+                return Err((
+                    f,
+                    format!("{m} (no allowed shape of `{path}` matched; this is the closest)"),
+                ));
             }
         }
     }
@@ -112,12 +135,18 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
         Value::Array(a) => {
             if let Some(n) = s.get("minItems").and_then(Value::as_u64) {
                 if (a.len() as u64) < n {
-                    return Err((path.into(), format!("needs at least {n} items, got {}", a.len())));
+                    return Err((
+                        path.into(),
+                        format!("needs at least {n} items, got {}", a.len()),
+                    ));
                 }
             }
             if let Some(n) = s.get("maxItems").and_then(Value::as_u64) {
                 if a.len() as u64 > n {
-                    return Err((path.into(), format!("allows at most {n} items, got {}", a.len())));
+                    return Err((
+                        path.into(),
+                        format!("allows at most {n} items, got {}", a.len()),
+                    ));
                 }
             }
             if let Some(items) = s.get("items") {
@@ -136,7 +165,10 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
             }
             if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
                 if n > max {
-                    return Err((path.into(), format!("must be at most {max} characters, got {n}")));
+                    return Err((
+                        path.into(),
+                        format!("must be at most {max} characters, got {n}"),
+                    ));
                 }
             }
             Ok(())
@@ -159,20 +191,36 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
     }
 }
 
-fn check_object(s: &Map<String, Value>, m: &Map<String, Value>, path: &str, depth: usize) -> Result<(), Fail> {
+fn check_object(
+    s: &Map<String, Value>,
+    m: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+) -> Result<(), Fail> {
     let props = s.get("properties").and_then(Value::as_object);
     if let Some(n) = s.get("maxProperties").and_then(Value::as_u64) {
         if m.len() as u64 > n {
-            return Err((path.into(), format!("allows at most {n} properties, got {}", m.len())));
+            return Err((
+                path.into(),
+                format!("allows at most {n} properties, got {}", m.len()),
+            ));
         }
     }
     // Unknown properties first (a misspelt name explains a "missing" one), then required ones,
     // then the values.
     if s.get("additionalProperties") == Some(&Value::Bool(false)) {
-        if let Some(k) = m.keys().find(|k| !props.is_some_and(|p| p.contains_key(*k))) {
-            let mut allowed: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+        if let Some(k) = m
+            .keys()
+            .find(|k| !props.is_some_and(|p| p.contains_key(*k)))
+        {
+            let mut allowed: Vec<&str> = props
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
             allowed.sort();
-            return Err((format!("{path}.{k}"), format!("unknown property; allowed here: {}", allowed.join(", "))));
+            return Err((
+                format!("{path}.{k}"),
+                format!("unknown property; allowed here: {}", allowed.join(", ")),
+            ));
         }
     }
     if let Some(Value::Array(req)) = s.get("required") {
