@@ -15,6 +15,7 @@ mod bindings {
     });
 }
 mod generated {
+    #[rustfmt::skip]
     pub mod exports;
 }
 

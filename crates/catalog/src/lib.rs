@@ -25,6 +25,7 @@ pub use model::*;
 
 /// Generated from Klaviyo's OpenAPI spec; see `xtask/src/codegen.rs`.
 pub mod generated {
+    #[rustfmt::skip]
     #[path = "operations.rs"]
     mod operations;
     pub use operations::*;

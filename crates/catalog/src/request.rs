@@ -355,36 +355,37 @@ pub fn complete_envelope(
             ))
         }
     };
-    let fill =
-        |item: &mut Value, field: &str, with_id: bool| -> Result<(), Error> {
-            if let Value::String(id) = item {
-                *item = json!({ "id": id });
-            }
-            let Some(obj) = item.as_object_mut() else {
-                return Ok(());
-            };
-            if let Some(t) = b.data_type {
-                obj.entry("type")
-                    .or_insert_with(|| Value::String(t.to_string()));
-            }
-            if with_id {
-                if let Some(pid) = path_id {
-                    match obj.get("id") {
-                        None => {
-                            obj.insert("id".into(), Value::String(pid.to_string()));
-                        }
-                        Some(Value::String(given)) if given != pid => return Err(Error::invalid(
+    let fill = |item: &mut Value, field: &str, with_id: bool| -> Result<(), Error> {
+        if let Value::String(id) = item {
+            *item = json!({ "id": id });
+        }
+        let Some(obj) = item.as_object_mut() else {
+            return Ok(());
+        };
+        if let Some(t) = b.data_type {
+            obj.entry("type")
+                .or_insert_with(|| Value::String(t.to_string()));
+        }
+        if with_id {
+            if let Some(pid) = path_id {
+                match obj.get("id") {
+                    None => {
+                        obj.insert("id".into(), Value::String(pid.to_string()));
+                    }
+                    Some(Value::String(given)) if given != pid => {
+                        return Err(Error::invalid(
                             format!("{field}.id"),
                             format!(
                                 "`{given}` differs from the path id `{pid}`; they must be equal"
                             ),
-                        )),
-                        _ => {}
+                        ))
                     }
+                    _ => {}
                 }
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
     match &mut doc["data"] {
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
