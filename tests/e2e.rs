@@ -721,3 +721,32 @@ fn the_component_exports_every_action_and_imports_only_allowed_interfaces() {
     // 345 operations + 6 composite actions + list-tools, describe-tool, call-tool.
     assert_eq!(functions, 345 + 6 + 3);
 }
+
+/// The compiled component is cached under a key of its bytes' hash and the engine's
+/// configuration, and loading from the cache gives a working component.
+#[test]
+fn precompiled_component_is_cached_by_content_hash() {
+    use sha2::Digest;
+    let bytes = std::fs::read(component()).unwrap();
+    let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
+    let server = Server::ok();
+    let _first = env(&server, Policy::read_only());
+    let cached: Vec<_> = std::fs::read_dir(klaviyo_harness::runtime::cache_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with(&hash)
+                && e.file_name().to_string_lossy().ends_with(".cwasm")
+        })
+        .collect();
+    assert_eq!(
+        cached.len(),
+        1,
+        "one artifact for this component and engine"
+    );
+    let e = env(&server, Policy::read_only());
+    assert!(rt()
+        .block_on(e.harness.call("get_lists", "{}"))
+        .result
+        .is_ok());
+}

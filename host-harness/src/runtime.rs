@@ -154,7 +154,9 @@ pub fn default_component_path() -> PathBuf {
     Path::new("target").join(rel)
 }
 
-fn cache_dir() -> PathBuf {
+/// Where precompiled components are kept: `KLAVIYO_CACHE_DIR`, else `$XDG_CACHE_HOME` or
+/// `~/.cache`, `/klaviyo-harness`.
+pub fn cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("KLAVIYO_CACHE_DIR") {
         return PathBuf::from(p);
     }
