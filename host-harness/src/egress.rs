@@ -39,6 +39,8 @@ pub struct CallLog {
     pub dry_runs: Vec<Value>,
     /// Verdicts of the requests of this call (operation id, decision).
     pub decisions: Vec<(String, Decision)>,
+    /// Answers that came over the network: (operation id, status, headers).
+    pub responses: Vec<(String, u16, http::HeaderMap)>,
 }
 
 pub struct Hooks {
@@ -328,6 +330,11 @@ pub async fn guard(
             r.duration_ms = Some(ms);
             r.klaviyo_request_id = rid;
             let _ = shared.audit.write(&r);
+            log.lock().unwrap().responses.push((
+                op.id.to_string(),
+                resp.status().as_u16(),
+                resp.headers().clone(),
+            ));
             Ok((resp.map(|b| b.boxed_unsync()), Box::new(io) as IoFuture))
         }
         Err(e) => {

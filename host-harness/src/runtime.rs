@@ -109,6 +109,8 @@ pub struct CallOutcome {
     pub result: Result<String, Failure>,
     /// Requests captured in dry-run mode (key redacted).
     pub dry_runs: Vec<serde_json::Value>,
+    /// Answers received over the network: (operation id, status, headers).
+    pub responses: Vec<(String, u16, http::HeaderMap)>,
 }
 
 pub struct Harness {
@@ -403,10 +405,12 @@ impl Harness {
             Ok((result, log)) => CallOutcome {
                 result: result.map_err(failure_from_wit),
                 dry_runs: log.dry_runs,
+                responses: log.responses,
             },
             Err(e) => CallOutcome {
                 result: Err(trap_failure(e)),
                 dry_runs: vec![],
+                responses: vec![],
             },
         }
     }
@@ -444,10 +448,12 @@ impl Harness {
             Ok((v, log)) => CallOutcome {
                 result: result_from_val(v),
                 dry_runs: log.dry_runs,
+                responses: log.responses,
             },
             Err(e) => CallOutcome {
                 result: Err(trap_failure(e)),
                 dry_runs: vec![],
+                responses: vec![],
             },
         }
     }

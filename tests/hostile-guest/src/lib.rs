@@ -2,8 +2,9 @@
 //! - `spin`: loops forever (the epoch deadline must stop it);
 //! - `grow`: allocates until memory runs out (the memory limit must stop it);
 //! - `forge`: sends the request described by the arguments
-//!   (`{"method", "url", "authorization"?, "body"?}`) straight through wasi:http, bypassing every
-//!   check the real component makes, and returns `status|verdict-header|body`.
+//!   (`{"method", "url", "authorization"?, "headers"?: {name: value}, "body"?}`) straight through
+//!   wasi:http, bypassing every check the real component makes, and returns
+//!   `status|verdict-header|body`.
 
 #[allow(warnings)]
 mod bindings {
@@ -57,6 +58,13 @@ fn forge(arguments: &str) -> Result<String, String> {
     let mut req = waki::Client::new().request(method, a["url"].as_str().unwrap_or(""));
     if let Some(auth) = a["authorization"].as_str() {
         req = req.headers([("authorization", auth)]);
+    }
+    if let Some(headers) = a["headers"].as_object() {
+        for (k, v) in headers {
+            let name =
+                waki::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+            req = req.headers([(name, v.as_str().unwrap_or(""))]);
+        }
     }
     if let Some(body) = a["body"].as_str() {
         req = req.body(body.as_bytes().to_vec());
