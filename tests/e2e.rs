@@ -433,7 +433,7 @@ fn forged_requests_are_refused_by_the_egress_hook() {
             "forged".into(),
             Default::default(),
             req,
-            None,
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
         ));
         let (resp, _) = resp.unwrap();
         assert_eq!(

@@ -18,6 +18,10 @@
 //! first_byte_timeout_secs = 60
 //! between_bytes_timeout_secs = 30
 //! call_timeout_secs = 120
+//! max_response_bytes = 33554432
+//! throttle = true                 # pace requests to Klaviyo's per-endpoint limits
+//! max_retries = 3                 # after 429 (reads also after 502/503/504, dropped connections)
+//! max_retry_wait_secs = 30
 //! ```
 
 use crate::policy::Policy;
@@ -63,6 +67,14 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Linear memory limit per call, bytes.
     pub memory_limit: usize,
+    /// Largest response body accepted, bytes.
+    pub max_response_bytes: usize,
+    /// Pace requests to Klaviyo's per-endpoint limits before sending (default on).
+    pub throttle: bool,
+    /// Retries after a 429 (and, for reads, 502/503/504 or a dropped connection).
+    pub max_retries: u32,
+    /// Most time spent waiting between retries of one request.
+    pub max_retry_wait: Duration,
 }
 
 impl Settings {
@@ -82,6 +94,10 @@ impl Settings {
             dry_run: false,
             timeouts: Timeouts::default(),
             memory_limit: 256 << 20,
+            max_response_bytes: 32 << 20,
+            throttle: true,
+            max_retries: 3,
+            max_retry_wait: Duration::from_secs(30),
         })
     }
 }
@@ -128,6 +144,10 @@ pub struct FileConfig {
     pub first_byte_timeout_secs: Option<u64>,
     pub between_bytes_timeout_secs: Option<u64>,
     pub call_timeout_secs: Option<u64>,
+    pub max_response_bytes: Option<usize>,
+    pub throttle: Option<bool>,
+    pub max_retries: Option<u32>,
+    pub max_retry_wait_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -211,6 +231,16 @@ pub fn resolve(over: &Overrides, file: &FileConfig) -> Result<Settings, String> 
         between_bytes: secs(file.between_bytes_timeout_secs, t.between_bytes),
         call: secs(file.call_timeout_secs, t.call),
     };
+    if let Some(n) = file.max_response_bytes {
+        s.max_response_bytes = n;
+    }
+    if let Some(b) = file.throttle {
+        s.throttle = b;
+    }
+    if let Some(n) = file.max_retries {
+        s.max_retries = n;
+    }
+    s.max_retry_wait = secs(file.max_retry_wait_secs, s.max_retry_wait);
     Ok(s)
 }
 

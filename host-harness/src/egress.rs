@@ -11,6 +11,8 @@
 
 use crate::audit::{now_rfc3339, Record};
 use crate::policy::Decision;
+use crate::throttle::Admission;
+use crate::transport::SendError;
 use crate::Shared;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -21,7 +23,7 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The value the component receives instead of the private key.
@@ -47,6 +49,8 @@ pub struct Hooks {
     pub shared: Arc<Shared>,
     pub tool: String,
     pub log: Arc<Mutex<CallLog>>,
+    /// When the call must be answered.
+    pub deadline: Instant,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -56,13 +60,14 @@ impl WasiHttpHooks for Hooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
+        _options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let shared = self.shared.clone();
         let tool = self.tool.clone();
         let log = self.log.clone();
-        Box::new(async move { guard(shared, tool, log, request, options).await })
+        let deadline = self.deadline;
+        Box::new(async move { guard(shared, tool, log, request, deadline).await })
     }
 }
 
@@ -116,7 +121,7 @@ pub async fn guard(
     tool: String,
     log: Arc<Mutex<CallLog>>,
     request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
+    deadline: Instant,
 ) -> SendResult {
     let (mut parts, body) = request.into_parts();
     let seq = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +274,12 @@ pub async fn guard(
         }
         Decision::Allow => {}
     }
-    if !op.client {
+    let account = if op.client {
+        format!(
+            "public:{}",
+            shared.settings.public_key.as_deref().unwrap_or("")
+        )
+    } else {
         let key = match shared.keys.get() {
             Ok(Some(k)) => k,
             Ok(None) => {
@@ -285,7 +295,8 @@ pub async fn guard(
         })?;
         value.set_sensitive(true);
         parts.headers.insert(http::header::AUTHORIZATION, value);
-    }
+        account_fingerprint(key.expose())
+    };
     if let Err(e) = shared
         .audit
         .write(&record("sending", op.id, access, v.decision.as_str(), None))
@@ -296,94 +307,192 @@ pub async fn guard(
             format!("the audit log could not be written ({e}); nothing was sent"),
         );
     }
+    let s = &shared.settings;
     let started = Instant::now();
-    let t = &shared.settings.timeouts;
-    let opts = RequestOptions {
-        connect_timeout: Some(min_opt(options.and_then(|o| o.connect_timeout), t.connect)),
-        first_byte_timeout: Some(min_opt(
-            options.and_then(|o| o.first_byte_timeout),
-            t.first_byte,
-        )),
-        between_bytes_timeout: Some(min_opt(
-            options.and_then(|o| o.between_bytes_timeout),
-            t.between_bytes,
-        )),
+    let is_read = op.access == Access::Read;
+    // One retry layer, here: the component never retries.
+    let mut retries = Retries {
+        attempt: 0,
+        waited: Duration::ZERO,
+        max: s.max_retries,
+        max_wait: s.max_retry_wait,
+        deadline,
     };
-    let req = http::Request::from_parts(
-        parts,
-        Full::new(bytes)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    let result = wasmtime_wasi_http::default_send_request(req, Some(opts)).await;
+    let retry = |retries: &mut Retries, why: String, wait: Duration| -> Option<Duration> {
+        let w = retries.allow(wait)?;
+        let mut r = record("retry", op.id, access, v.decision.as_str(), Some(why));
+        r.duration_ms = Some(w.as_millis() as u64);
+        let _ = shared.audit.write(&r);
+        Some(w)
+    };
+    let outcome = loop {
+        if s.throttle {
+            match shared.limiter.reserve(&account, op, Instant::now()) {
+                Admission::At(t) if t >= deadline => {
+                    let secs = t
+                        .saturating_duration_since(Instant::now())
+                        .as_secs_f64()
+                        .ceil() as u64;
+                    break Err(throttled(secs, format!("`{}` is paced to Klaviyo's limit ({}/s, {}/min): the next slot is beyond this call's time limit", op.id, op.rate_limit.burst_per_second, op.rate_limit.steady_per_minute)));
+                }
+                Admission::At(t) => tokio::time::sleep_until(t.into()).await,
+                Admission::DailyCapReached { resets_in, cap } => {
+                    break Err(throttled(resets_in.as_secs(), format!("`{}` reached its daily limit of {cap} requests; it resets at midnight UTC", op.id)));
+                }
+            }
+        }
+        let mut req = http::Request::new(bytes.clone());
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = parts.uri.clone();
+        *req.headers_mut() = parts.headers.clone();
+        match shared.transport.send(req, deadline).await {
+            Ok(resp) => {
+                let status = resp.status.as_u16();
+                let header = |n: &str| resp.headers.get(n).and_then(|v| v.to_str().ok()).map(String::from);
+                let wait = if status == 429 {
+                    let body = String::from_utf8_lossy(&resp.body);
+                    let secs = klaviyo_catalog::response::retry_after_seconds(&header, &body);
+                    Some(secs.map_or_else(|| retries.backoff(), |s| Duration::from_secs(u64::from(s))))
+                } else if is_read && matches!(status, 502..=504) {
+                    Some(retries.backoff())
+                } else {
+                    None
+                };
+                if let Some(w) = wait.and_then(|w| retry(&mut retries, format!("HTTP {status}"), w)) {
+                    tokio::time::sleep(w).await;
+                    continue;
+                }
+                break Ok(resp);
+            }
+            Err(SendError::NotSent(e)) => match { let w = retries.backoff(); retry(&mut retries, e.clone(), w) } {
+                Some(w) => tokio::time::sleep(w).await,
+                None => break Err(verdict(502, "transport", format!("{} {path}: could not reach {} ({e}); nothing was sent", op.method.as_str(), s.base_url))),
+            },
+            Err(SendError::Dropped(e)) if is_read => match { let w = retries.backoff(); retry(&mut retries, e.clone(), w) } {
+                Some(w) => tokio::time::sleep(w).await,
+                None => break Err(verdict(502, "transport", format!("{} {path}: {e}", op.method.as_str()))),
+            },
+            Err(e @ (SendError::Dropped(_) | SendError::Timeout { .. })) if !is_read => {
+                break Err(verdict(502, "outcome-unknown", format!(
+                    "`{}` was sent but {e}: the write may or may not have happened, and it was not retried; {}",
+                    op.id,
+                    klaviyo_catalog::response::check_hint(op)
+                )))
+            }
+            Err(e @ SendError::Timeout { .. }) => break Err(verdict(504, "timeout", format!("{} {path}: {e}", op.method.as_str()))),
+            Err(e @ SendError::TooLarge { .. }) => {
+                let what = if is_read { "" } else { " (the write itself was answered)" };
+                break Err(verdict(502, "transport", format!("{} {path}: {e}{what}; raise max_response_bytes to accept it", op.method.as_str())));
+            }
+            Err(SendError::Dropped(_)) => unreachable!("reads are handled above"),
+        }
+    };
     let ms = started.elapsed().as_millis() as u64;
-    match result {
-        Ok((mut resp, io)) => {
-            resp.headers_mut().remove(HOST_VERDICT_HEADER);
+    match outcome {
+        Ok(resp) => {
             let rid = resp
-                .headers()
+                .headers
                 .get("x-klaviyo-req-id")
                 .and_then(|v| v.to_str().ok())
                 .map(String::from);
             let mut r = record("done", op.id, access, v.decision.as_str(), None);
-            r.status = Some(resp.status().as_u16());
+            r.status = Some(resp.status.as_u16());
             r.duration_ms = Some(ms);
             r.klaviyo_request_id = rid;
             let _ = shared.audit.write(&r);
+            let mut headers = resp.headers;
+            headers.remove(HOST_VERDICT_HEADER);
             log.lock().unwrap().responses.push((
                 op.id.to_string(),
-                resp.status().as_u16(),
-                resp.headers().clone(),
+                resp.status.as_u16(),
+                headers.clone(),
             ));
-            Ok((resp.map(|b| b.boxed_unsync()), Box::new(io) as IoFuture))
+            let mut out = http::Response::new(
+                Full::new(resp.body)
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            *out.status_mut() = resp.status;
+            *out.headers_mut() = headers;
+            Ok((out, done_io()))
         }
-        Err(e) => {
+        Err(made) => {
             let mut r = record(
                 "done",
                 op.id,
                 access,
                 v.decision.as_str(),
-                Some(format!("failed: {e}")),
+                Some("no answer from Klaviyo (see the call's error)".into()),
             );
             r.duration_ms = Some(ms);
             let _ = shared.audit.write(&r);
-            let before_sending = matches!(
-                e,
-                HttpError::Connect(_)
-                    | HttpError::ConnectionRefused
-                    | HttpError::ConnectionTimeout
-                    | HttpError::Tls(_)
-                    | HttpError::InvalidDnsNameError(_)
-                    | HttpError::DnsTimeout
-                    | HttpError::DestinationNotFound
-            );
-            if op.access != Access::Read && !before_sending {
-                verdict(502, "outcome-unknown", format!(
-                    "`{}` was sent but no answer arrived ({e}): the write may or may not have happened. Check the current state with a read before retrying.",
-                    op.id
-                ))
-            } else if matches!(
-                e,
-                HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout
-            ) {
-                verdict(
-                    504,
-                    "timeout",
-                    format!("{} {path}: {e}", op.method.as_str()),
-                )
-            } else {
-                verdict(
-                    502,
-                    "transport",
-                    format!("{} {path}: {e}; nothing was changed", op.method.as_str()),
-                )
-            }
+            made
         }
     }
 }
 
-fn min_opt(a: Option<std::time::Duration>, b: std::time::Duration) -> std::time::Duration {
-    a.map_or(b, |a| a.min(b))
+fn throttled(retry_after_secs: u64, text: String) -> SendResult {
+    let resp = http::Response::builder()
+        .status(429)
+        .header(HOST_VERDICT_HEADER, "throttled")
+        .header("retry-after", retry_after_secs.to_string())
+        .body(
+            Full::new(Bytes::from(text))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("valid response");
+    Ok((resp, done_io()))
+}
+
+/// A stable, non-reversible name for the account a key belongs to (rate limits are per account).
+fn account_fingerprint(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(key.as_bytes());
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The retry budget of one request: a count and a total wait, within the call's deadline.
+struct Retries {
+    attempt: u32,
+    waited: Duration,
+    max: u32,
+    max_wait: Duration,
+    deadline: Instant,
+}
+
+impl Retries {
+    /// Spends `wait` on one more attempt, if the budget allows.
+    fn allow(&mut self, wait: Duration) -> Option<Duration> {
+        let fits = self.attempt < self.max
+            && self.waited + wait <= self.max_wait
+            && Instant::now() + wait < self.deadline;
+        fits.then(|| {
+            self.attempt += 1;
+            self.waited += wait;
+            wait
+        })
+    }
+
+    fn backoff(&self) -> Duration {
+        backoff(self.attempt)
+    }
+}
+
+/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s, … each × [0.5, 1.5).
+fn backoff(attempt: u32) -> Duration {
+    use std::sync::atomic::AtomicU64;
+    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut x = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let jitter = 0.5 + (x % 1000) as f64 / 1000.0;
+    Duration::from_millis(250u64 << attempt.min(6)).mul_f64(jitter)
 }
 
 async fn collect_limited(mut body: WasiBody, limit: usize) -> Result<Bytes, String> {

@@ -15,6 +15,8 @@ pub mod egress;
 pub mod policy;
 pub mod runtime;
 pub mod secrets;
+pub mod throttle;
+pub mod transport;
 
 pub use config::{Settings, Timeouts};
 pub use confirm::{Confirm, NoTty, TtyConfirm};
@@ -26,4 +28,6 @@ pub struct Shared {
     pub keys: secrets::KeyStore,
     pub audit: audit::AuditLog,
     pub confirm: Box<dyn Confirm>,
+    pub transport: transport::Transport,
+    pub limiter: throttle::RateLimiter,
 }

@@ -45,6 +45,8 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
 const MAX_CONCURRENT_CALLS: u32 = 64;
 /// Epoch tick: the granularity of the per-call deadline.
 const TICK: Duration = Duration::from_millis(10);
+/// Time the component gets past the call deadline to turn the host's timeout into its answer.
+const GRACE: Duration = Duration::from_secs(2);
 
 struct State {
     wasi: WasiCtx,
@@ -272,6 +274,11 @@ impl Harness {
         let shared = Arc::new(Shared {
             keys: crate::secrets::KeyStore::new(settings.key_source.clone()),
             audit: crate::audit::AuditLog::new(settings.audit_log.as_deref()),
+            transport: crate::transport::Transport::new(
+                settings.timeouts.clone(),
+                settings.max_response_bytes,
+            ),
+            limiter: Default::default(),
             settings,
             confirm,
         });
@@ -312,6 +319,7 @@ impl Harness {
                 shared: self.shared.clone(),
                 tool: tool.to_string(),
                 log,
+                deadline: std::time::Instant::now() + s.timeouts.call,
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(s.memory_limit)
@@ -321,7 +329,9 @@ impl Harness {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = (s.timeouts.call.as_millis() / TICK.as_millis()).max(1) as u64;
+        // The HTTP path ends at the call deadline with a clear error; the guest itself gets a
+        // little longer before it is interrupted.
+        let ticks = ((s.timeouts.call + GRACE).as_millis() / TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
@@ -344,7 +354,7 @@ impl Harness {
             .expect("semaphore is never closed");
         let log = Arc::new(Mutex::new(CallLog::default()));
         let mut store = self.store(tool, log.clone());
-        let deadline = self.shared.settings.timeouts.call;
+        let deadline = self.shared.settings.timeouts.call + GRACE;
         let run = async {
             let instance = self
                 .pre

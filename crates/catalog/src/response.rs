@@ -141,6 +141,38 @@ pub fn parse_retry_after(v: &str) -> Option<u32> {
     (f.is_finite() && f >= 0.0).then(|| f.ceil().min(f64::from(u32::MAX)) as u32)
 }
 
+/// How long to wait after a 429: `Retry-After` (seconds), else `RateLimit-Reset`, else the
+/// "Expected available in N seconds" of Klaviyo's throttled detail.
+pub fn retry_after_seconds(header: &dyn Fn(&str) -> Option<String>, body: &str) -> Option<u32> {
+    header("retry-after")
+        .and_then(|v| parse_retry_after(&v))
+        .or_else(|| header("ratelimit-reset").and_then(|v| parse_retry_after(&v)))
+        .or_else(|| {
+            parse_errors(body)?
+                .iter()
+                .find_map(|e| detail_seconds(&e.detail))
+        })
+}
+
+/// A read that tells whether a write happened: the GET of the same path, or of its collection.
+pub fn check_hint(op: &Operation) -> String {
+    let parent = op.path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    let read = [op.path, parent].iter().find_map(|p| {
+        crate::generated::OPERATIONS
+            .iter()
+            .find(|o| o.method == crate::Method::Get && o.path == *p)
+    });
+    match read {
+        Some(r) => format!(
+            "check with `{}` ({} {}) before retrying",
+            r.id,
+            r.method.as_str(),
+            r.path
+        ),
+        None => "check the affected resources with a read before retrying".to_string(),
+    }
+}
+
 /// Turns a response into the tool's result. `header` looks up a response header by name.
 pub fn interpret(
     op: &Operation,
@@ -163,10 +195,17 @@ pub fn interpret(
         });
     }
     if (200..300).contains(&status) {
-        if std::str::from_utf8(body).is_err() {
+        let Ok(utf8) = std::str::from_utf8(body) else {
             return Err(Failure::Transport(format!(
                 "Klaviyo answered {status} with a body that is not UTF-8 text"
             )));
+        };
+        if !utf8.trim().is_empty() {
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(utf8) {
+                return Err(Failure::Transport(format!(
+                    "Klaviyo answered {status} with a body that is not valid JSON ({e})"
+                )));
+            }
         }
         return Ok(text);
     }
@@ -176,20 +215,31 @@ pub fn interpret(
             .as_ref()
             .and_then(|e| e.first().map(|e| e.detail.clone()))
             .unwrap_or_else(|| "Klaviyo's rate limit for this endpoint was reached".into());
-        let retry = header("retry-after")
-            .and_then(|v| parse_retry_after(&v))
-            .or_else(|| detail_seconds(&detail));
         return Err(Failure::Throttled {
-            retry_after_seconds: retry,
+            retry_after_seconds: retry_after_seconds(header, &text),
             detail,
         });
     }
+    if status >= 500 && op.access != Access::Read {
+        return Err(Failure::OutcomeUnknown(format!(
+            "Klaviyo answered HTTP {status} to `{}`: the write may or may not have happened; {}",
+            op.id,
+            check_hint(op)
+        )));
+    }
     let hint = match status {
-        401 => Some("The private API key was not accepted: check the key the host is configured with".to_string()),
-        403 => Some(format!("This action needs the API key scopes: {}", if op.scopes.is_empty() { "none (public key)".into() } else { op.scopes.join(", ") })),
-        _ if status >= 500 && op.access != Access::Read => Some(
-            "Klaviyo failed while handling a write: it may or may not have happened; check before retrying".to_string(),
+        401 => Some(
+            "The private API key was not accepted: check the key the host is configured with"
+                .to_string(),
         ),
+        403 => Some(format!(
+            "This action needs the API key scopes: {}",
+            if op.scopes.is_empty() {
+                "none (public key)".into()
+            } else {
+                op.scopes.join(", ")
+            }
+        )),
         _ => None,
     };
     Err(Failure::Http {
