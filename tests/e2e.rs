@@ -511,11 +511,8 @@ fn the_key_never_leaks() {
 #[test]
 fn klaviyo_errors_come_back_structured() {
     let server = Server::start(|_| {
-        Reply {
-        status: 403,
-        headers: vec![("x-klaviyo-req-id".into(), "req-42".into())],
-        body: r#"{"errors":[{"id":"e1","code":"permission_denied","title":"Permission denied","detail":"missing scope","source":{"parameter":"fields"}}]}"#.into(),
-    }
+        Reply::json(403, r#"{"errors":[{"id":"e1","code":"permission_denied","title":"Permission denied","detail":"missing scope","source":{"parameter":"fields"}}]}"#)
+            .with_header("x-klaviyo-req-id", "req-42")
     });
     let e = env(&server, Policy::read_only());
     let out = rt().block_on(e.harness.call("get_lists", "{}"));
@@ -542,13 +539,9 @@ fn klaviyo_errors_come_back_structured() {
 
 #[test]
 fn a_spoofed_host_verdict_from_a_server_is_ignored() {
-    let server = Server::start(|_| Reply {
-        status: 200,
-        headers: vec![(
-            klaviyo_catalog::response::HOST_VERDICT_HEADER.into(),
-            "denied".into(),
-        )],
-        body: r#"{"data":[]}"#.into(),
+    let server = Server::start(|_| {
+        Reply::json(200, r#"{"data":[]}"#)
+            .with_header(klaviyo_catalog::response::HOST_VERDICT_HEADER, "denied")
     });
     let e = env(&server, Policy::read_only());
     let out = rt().block_on(e.harness.call("get_lists", "{}"));

@@ -106,6 +106,12 @@ enum Command {
         /// Print the exact HTTP request that would be sent, and send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Follow `links.next` and return every page's items as one document.
+        #[arg(long)]
+        all_pages: bool,
+        /// With --all-pages: stop after this many items (the result says where to resume).
+        #[arg(long, default_value_t = 1000, requires = "all_pages")]
+        max_items: usize,
     },
     /// Health check: key present and accepted, revision, base URL, policy, egress allow-list.
     Check,
@@ -202,13 +208,25 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Describe { tool } => describe(g.json, &harness, tool).await,
         Command::Call {
-            tool, args, pairs, ..
+            tool,
+            args,
+            pairs,
+            all_pages,
+            max_items,
+            ..
         } => {
             let args = match parse_args(args.as_deref(), pairs) {
                 Ok(a) => a,
                 Err(e) => return fail(g.json, exit::BAD_INPUT, "invalid-input", &e),
             };
-            call(g.json, &harness, tool, &args).await
+            call(
+                g.json,
+                &harness,
+                tool,
+                &args,
+                all_pages.then_some(*max_items),
+            )
+            .await
         }
         Command::Check => check(g.json, &harness).await,
         Command::Scopes => unreachable!("handled above"),
@@ -324,8 +342,30 @@ fn print_request(r: &Value) {
     );
 }
 
-async fn call(json_out: bool, h: &Harness, tool: &str, args: &Value) -> u8 {
-    let outcome = h.call(tool, &args.to_string()).await;
+async fn call(
+    json_out: bool,
+    h: &Harness,
+    tool: &str,
+    args: &Value,
+    all_pages: Option<usize>,
+) -> u8 {
+    let outcome = match all_pages {
+        None => h.call(tool, &args.to_string()).await,
+        Some(max) => {
+            use std::io::IsTerminal;
+            let tty = std::io::stderr().is_terminal();
+            let progress = |pages: usize, items: usize| {
+                if tty {
+                    eprint!("\rpage {pages} · {items} items");
+                }
+            };
+            let out = h.call_all_pages(tool, args, max, &progress).await;
+            if tty {
+                eprintln!();
+            }
+            out
+        }
+    };
     match outcome.result {
         Ok(_) if !outcome.dry_runs.is_empty() => {
             if json_out {

@@ -425,6 +425,106 @@ impl Harness {
         }
     }
 
+    /// Calls a paginated tool page after page (following `links.next`), until the last page or
+    /// `max_items` items. `progress(pages, items)` is called after each page. The result is one
+    /// document: `data` (all items, at most `max_items`), `included` (deduplicated), `meta`
+    /// (`pages`, `items`, `truncated`) and `next_cursor` (where to resume, when stopped early).
+    pub async fn call_all_pages(
+        &self,
+        name: &str,
+        args: &serde_json::Value,
+        max_items: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> CallOutcome {
+        use serde_json::{json, Value};
+        let fail = |f: Failure| CallOutcome {
+            result: Err(f),
+            dry_runs: vec![],
+            responses: vec![],
+        };
+        let tool = match klaviyo_catalog::tools::Tool::resolve(name) {
+            Ok(t) => t,
+            Err(e) => return fail(e.into()),
+        };
+        if !tool
+            .operations()
+            .iter()
+            .all(|op| op.params.iter().any(|p| p.arg == "page_cursor"))
+        {
+            return fail(Failure::InvalidInput {
+                field: "all_pages".into(),
+                message: format!("`{}` is not paginated (it has no page_cursor)", tool.name()),
+            });
+        }
+        let mut args = match args {
+            Value::Object(m) => m.clone(),
+            Value::Null => Default::default(),
+            _ => {
+                return fail(Failure::InvalidInput {
+                    field: "arguments".into(),
+                    message: "must be a JSON object".into(),
+                })
+            }
+        };
+        let (mut data, mut included, mut seen) =
+            (Vec::new(), Vec::new(), std::collections::HashSet::new());
+        let (mut pages, mut responses) = (0, Vec::new());
+        let cursor = loop {
+            let out = self
+                .call(name, &Value::Object(args.clone()).to_string())
+                .await;
+            responses.extend(out.responses);
+            let body = match out.result {
+                Ok(b) => b,
+                Err(f) => {
+                    return CallOutcome {
+                        result: Err(f),
+                        dry_runs: out.dry_runs,
+                        responses,
+                    }
+                }
+            };
+            if !out.dry_runs.is_empty() {
+                return CallOutcome {
+                    result: Ok(body),
+                    dry_runs: out.dry_runs,
+                    responses,
+                };
+            }
+            pages += 1;
+            let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            match &doc["data"] {
+                Value::Array(items) => data.extend(items.iter().cloned()),
+                Value::Null => {}
+                one => data.push(one.clone()),
+            }
+            for inc in doc["included"].as_array().into_iter().flatten() {
+                if seen.insert((inc["type"].to_string(), inc["id"].to_string())) {
+                    included.push(inc.clone());
+                }
+            }
+            let cursor = klaviyo_catalog::response::next_cursor(&body);
+            progress(pages, data.len().min(max_items));
+            match cursor {
+                Some(c) if data.len() < max_items => {
+                    args.insert("page_cursor".into(), Value::String(c));
+                }
+                rest => break rest,
+            }
+        };
+        let truncated = data.len() > max_items || (cursor.is_some() && data.len() >= max_items);
+        data.truncate(max_items);
+        let mut doc = json!({"data": data, "meta": {"pages": pages, "items": data.len(), "truncated": truncated}, "next_cursor": cursor});
+        if !included.is_empty() {
+            doc["included"] = Value::Array(included);
+        }
+        CallOutcome {
+            result: Ok(doc.to_string()),
+            dry_runs: vec![],
+            responses,
+        }
+    }
+
     /// Calls a typed export, e.g. (`profiles`, `get-profiles`, [record]), through wasmtime's
     /// dynamic API. `params` are the function's arguments as component values.
     pub async fn call_typed(

@@ -17,6 +17,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// Every byte received (request line, headers, body).
     pub raw: Vec<u8>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -39,6 +41,22 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    pub behavior: Behavior,
+    /// Bytes sent instead of `body` when set.
+    pub raw_body: Option<Vec<u8>>,
+}
+
+/// How the server delivers (or fails to deliver) a reply: the faults it can inject.
+#[derive(Clone, Debug, Default)]
+pub enum Behavior {
+    #[default]
+    Normal,
+    /// Read the request, then say nothing for this long (bounded), then close.
+    Hang(Duration),
+    /// Send the head, then the body one byte per interval.
+    Trickle(Duration),
+    /// Read the request, then close the connection without answering.
+    Drop,
 }
 
 impl Reply {
@@ -47,7 +65,17 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), "application/vnd.api+json".into())],
             body: body.into(),
+            behavior: Behavior::Normal,
+            raw_body: None,
         }
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn with(mut self, b: Behavior) -> Reply {
+        self.behavior = b;
+        self
     }
 }
 
@@ -57,6 +85,9 @@ pub struct Server {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
 }
+
+/// A reply given as raw status and body bytes (for bodies that are not text).
+type RawHandler = dyn Fn(&Recorded) -> (u16, Vec<u8>) + Send + Sync;
 
 impl Server {
     /// Answers every request with `handler`'s reply.
@@ -88,6 +119,24 @@ impl Server {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// When each request arrived.
+    pub fn times(&self) -> Vec<std::time::Instant> {
+        self.requests.lock().unwrap().iter().map(|r| r.at).collect()
+    }
+
+    /// Answers with raw bytes (any status, any body, even invalid UTF-8).
+    pub fn start_raw(
+        handler: impl Fn(&Recorded) -> (u16, Vec<u8>) + Send + Sync + 'static,
+    ) -> Server {
+        let raw: Arc<RawHandler> = Arc::new(handler);
+        Server::start(move |r| {
+            let (status, body) = raw(r);
+            let mut reply = Reply::json(status, "");
+            reply.raw_body = Some(body);
+            reply
+        })
     }
 }
 
@@ -131,6 +180,7 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler) {
         }
         raw.extend_from_slice(&body);
         let rec = Recorded {
+            at: std::time::Instant::now(),
             method,
             target,
             headers,
@@ -139,18 +189,48 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler) {
         };
         reqs.lock().unwrap().push(rec.clone());
         let reply = handler(&rec);
-        let mut out = format!(
+        let body: Vec<u8> = reply
+            .raw_body
+            .clone()
+            .unwrap_or_else(|| reply.body.clone().into_bytes());
+        let mut head = format!(
             "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
             reply.status,
-            reply.body.len()
+            body.len()
         );
         for (k, v) in &reply.headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-        out.push_str("\r\n");
-        out.push_str(&reply.body);
-        if writer.write_all(out.as_bytes()).is_err() {
-            return;
+        head.push_str("\r\n");
+        match reply.behavior {
+            Behavior::Normal => {
+                let sent = writer
+                    .write_all(head.as_bytes())
+                    .and_then(|_| writer.write_all(&body));
+                if sent.is_err() {
+                    return;
+                }
+            }
+            Behavior::Hang(d) => {
+                std::thread::sleep(d);
+                return;
+            }
+            Behavior::Drop => return,
+            Behavior::Trickle(every) => {
+                if writer.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for b in &body {
+                    std::thread::sleep(every);
+                    if writer
+                        .write_all(&[*b])
+                        .and_then(|_| writer.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
         }
     }
 }

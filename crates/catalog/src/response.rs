@@ -173,6 +173,36 @@ pub fn check_hint(op: &Operation) -> String {
     }
 }
 
+/// Deepest JSON nesting accepted in an answer (Klaviyo's documents are far shallower; this keeps
+/// every later parser of the result safe).
+pub const MAX_RESPONSE_DEPTH: usize = 128;
+
+/// Maximum nesting of arrays/objects in JSON text, without parsing it (strings skipped).
+pub fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Turns a response into the tool's result. `header` looks up a response header by name.
 pub fn interpret(
     op: &Operation,
@@ -201,6 +231,9 @@ pub fn interpret(
             )));
         };
         if !utf8.trim().is_empty() {
+            if json_depth(utf8.as_bytes()) > MAX_RESPONSE_DEPTH {
+                return Err(Failure::Transport(format!("Klaviyo answered {status} with JSON nested too deeply (over {MAX_RESPONSE_DEPTH} levels)")));
+            }
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(utf8) {
                 return Err(Failure::Transport(format!(
                     "Klaviyo answered {status} with a body that is not valid JSON ({e})"
@@ -259,4 +292,66 @@ pub fn interpret(
 fn detail_seconds(detail: &str) -> Option<u32> {
     let i = detail.find(" in ")?;
     detail[i + 4..].split_whitespace().next()?.parse().ok()
+}
+
+/// The cursor of the next page, from `links.next` of a JSON:API response: the value of the
+/// `page[cursor]` (or `page_cursor`) query parameter, percent-decoded, ready to pass back as the
+/// `page_cursor` argument. `None` on the last page. (Other parameters of the link, such as
+/// `page[size]`, are the caller's own arguments and are kept by passing them again.)
+pub fn next_cursor(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let next = v.get("links")?.get("next")?.as_str()?;
+    let query = next.split_once('?')?.1.split('#').next()?;
+    query.split('&').find_map(|pair| {
+        let (k, val) = pair.split_once('=')?;
+        let key = crate::encode::decode(&k.replace('+', " "));
+        (key == "page[cursor]" || key == "page_cursor")
+            .then(|| crate::encode::decode(&val.replace('+', " ")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_cursor_from_links() {
+        let doc = |next: &str| format!(r#"{{"data":[],"links":{{"self":"x","next":{next}}}}}"#);
+        assert_eq!(
+            next_cursor(&doc(r#""https://a.klaviyo.com/api/profiles/?page%5Bcursor%5D=bmV4dDo6aWQ6OjQz%3D%3D&page%5Bsize%5D=5""#)).as_deref(),
+            Some("bmV4dDo6aWQ6OjQz==")
+        );
+        assert_eq!(
+            next_cursor(&doc(
+                r#""https://a.klaviyo.com/api/x?page[size]=2&page[cursor]=abc""#
+            ))
+            .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            next_cursor(&doc(r#""https://a.klaviyo.com/api/x?page_cursor=a%2Bb+c""#)).as_deref(),
+            Some("a+b c")
+        );
+        assert_eq!(next_cursor(&doc("null")), None);
+        assert_eq!(next_cursor("not json"), None);
+    }
+
+    #[test]
+    fn depth_skips_strings() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[\"{{"}]}"#), 3);
+        assert_eq!(json_depth(b"[[[["), 4);
+        assert_eq!(json_depth(b"1"), 0);
+    }
+
+    #[test]
+    fn retry_after_sources() {
+        let none = |_: &str| None;
+        let ra = |n: &str| (n == "retry-after").then(|| "2".to_string());
+        assert_eq!(retry_after_seconds(&ra, ""), Some(2));
+        let reset = |n: &str| (n == "ratelimit-reset").then(|| "7".to_string());
+        assert_eq!(retry_after_seconds(&reset, ""), Some(7));
+        let body = r#"{"errors":[{"code":"throttled","title":"t","detail":"Request was throttled. Expected available in 3 seconds."}]}"#;
+        assert_eq!(retry_after_seconds(&none, body), Some(3));
+        assert_eq!(retry_after_seconds(&none, "{}"), None);
+    }
 }
