@@ -5,14 +5,17 @@
 //! [`call_tool`] resolves the operation, builds and validates the request with
 //! `klaviyo_catalog::request`, sends it through wasi:http (`waki`), and interprets the answer
 //! with `klaviyo_catalog::response`. Connection settings and the key placeholder come from the
-//! host's `secrets` interface on every call.
+//! host's `secrets` interface on every call — or, in the `env` build (feature `env`, package
+//! `klaviyo-connector-env`), from the environment.
 
 #[allow(warnings)]
 mod bindings {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "connector",
-    });
+    // The main build imports the host's `secrets` interface; the `env` build (package
+    // `klaviyo-connector-env`) reads its settings from the environment instead.
+    #[cfg(not(feature = "env"))]
+    wit_bindgen::generate!({ path: "wit", world: "connector" });
+    #[cfg(feature = "env")]
+    wit_bindgen::generate!({ path: "wit", world: "connector-env" });
 }
 mod generated {
     #[rustfmt::skip]
@@ -20,7 +23,6 @@ mod generated {
 }
 
 use bindings::exports::klaviyo::connector::tools::{self, Access, RateLimit};
-use bindings::klaviyo::connector::secrets;
 use bindings::klaviyo::connector::types::{
     ApiError, HttpError, InvalidInput, KlaviyoError, Throttled,
 };
@@ -119,13 +121,26 @@ pub fn call_tool(index: usize, args: Args) -> Result<String, ApiError> {
     result.map_err(to_wit)
 }
 
+#[cfg(not(feature = "env"))]
 fn connection() -> Connection {
-    let c = secrets::get_connection();
+    let c = bindings::klaviyo::connector::secrets::get_connection();
     Connection {
         base_url: c.base_url,
         revision: c.revision,
         private_key: c.private_key_placeholder,
         public_key: c.public_key,
+    }
+}
+
+/// The `env` build: settings from the environment; the key, when set, is in the component.
+#[cfg(feature = "env")]
+fn connection() -> Connection {
+    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    Connection {
+        base_url: var("KLAVIYO_BASE_URL").unwrap_or_else(|| "https://a.klaviyo.com".into()),
+        revision: var("KLAVIYO_REVISION").unwrap_or_else(|| klaviyo_catalog::generated::REVISION.into()),
+        private_key: var("KLAVIYO_API_KEY"),
+        public_key: var("KLAVIYO_COMPANY_ID"),
     }
 }
 

@@ -430,6 +430,7 @@ fn forged_requests_are_refused_by_the_egress_hook() {
             .unwrap();
         let resp = rt.block_on(klaviyo_harness::egress::guard(
             shared.clone(),
+            shared.confirm.clone(),
             "forged".into(),
             Default::default(),
             req,
@@ -742,4 +743,62 @@ fn precompiled_component_is_cached_by_content_hash() {
         .block_on(e.harness.call("get_lists", "{}"))
         .result
         .is_ok());
+}
+
+/// A type, spelled out structurally (type indices differ between components).
+fn describe_type(t: &wasmtime::component::Type) -> String {
+    use wasmtime::component::Type as T;
+    match t {
+        T::List(l) => format!("list<{}>", describe_type(&l.ty())),
+        T::Option(o) => format!("option<{}>", describe_type(&o.ty())),
+        T::Result(r) => format!(
+            "result<{}, {}>",
+            r.ok().map(|t| describe_type(&t)).unwrap_or_default(),
+            r.err().map(|t| describe_type(&t)).unwrap_or_default()
+        ),
+        T::Record(r) => format!("record{{{}}}", r.fields().map(|f| format!("{}: {}", f.name, describe_type(&f.ty))).collect::<Vec<_>>().join(", ")),
+        T::Variant(v) => format!(
+            "variant{{{}}}",
+            v.cases().map(|c| format!("{}({})", c.name, c.ty.map(|t| describe_type(&t)).unwrap_or_default())).collect::<Vec<_>>().join(", ")
+        ),
+        T::Enum(e) => format!("enum{{{}}}", e.names().collect::<Vec<_>>().join(", ")),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every exported interface and function with its full signature.
+fn export_signatures(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    use wasmtime::component::types::ComponentItem;
+    let engine = wasmtime::Engine::default();
+    let c = wasmtime::component::Component::from_file(&engine, path).unwrap();
+    let ty = c.component_type();
+    let mut sigs = Vec::new();
+    for (iface, item) in ty.exports(&engine) {
+        let ComponentItem::ComponentInstance(inst) = item.ty else { panic!("{iface}") };
+        for (name, f) in inst.exports(&engine) {
+            if let ComponentItem::ComponentFunc(f) = f.ty {
+                let params: Vec<String> = f.params().map(|(n, t)| format!("{n}: {}", describe_type(&t))).collect();
+                let results: Vec<String> = f.results().map(|t| describe_type(&t)).collect();
+                sigs.push(format!("{iface}#{name}({}) -> {}", params.join(", "), results.join(", ")));
+            }
+        }
+    }
+    let imports = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
+    (sigs, imports)
+}
+
+/// The env build (for hosts without the secrets interface) exports exactly what the main build
+/// does, and imports the same minus `secrets`.
+#[test]
+fn the_env_build_exports_exactly_the_same_interfaces() {
+    let main = component();
+    let env = main.with_file_name("klaviyo_connector_env.wasm");
+    assert!(env.exists(), "build the components first ({} missing)", env.display());
+    let (main_sigs, main_imports) = export_signatures(&main);
+    let (env_sigs, env_imports) = export_signatures(&env);
+    assert_eq!(main_sigs.len(), 354);
+    assert_eq!(main_sigs, env_sigs);
+    let without_secrets: Vec<&String> = main_imports.iter().filter(|n| !n.starts_with("klaviyo:connector/secrets@")).collect();
+    assert_eq!(without_secrets, env_imports.iter().collect::<Vec<_>>());
+    assert!(!env_imports.iter().any(|n| n.contains("secrets")));
 }

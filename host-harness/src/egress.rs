@@ -47,6 +47,8 @@ pub struct CallLog {
 
 pub struct Hooks {
     pub shared: Arc<Shared>,
+    /// Who answers `ask` for this call.
+    pub confirm: Arc<dyn crate::Confirm>,
     pub tool: String,
     pub log: Arc<Mutex<CallLog>>,
     /// When the call must be answered.
@@ -67,7 +69,8 @@ impl WasiHttpHooks for Hooks {
         let tool = self.tool.clone();
         let log = self.log.clone();
         let deadline = self.deadline;
-        Box::new(async move { guard(shared, tool, log, request, deadline).await })
+        let confirm = self.confirm.clone();
+        Box::new(async move { guard(shared, confirm, tool, log, request, deadline).await })
     }
 }
 
@@ -118,6 +121,7 @@ fn body_for_display(body: &[u8], content_type: Option<&str>) -> Value {
 /// hostile component could make.
 pub async fn guard(
     shared: Arc<Shared>,
+    confirm: Arc<dyn crate::Confirm>,
     tool: String,
     log: Arc<Mutex<CallLog>>,
     request: http::Request<WasiBody>,
@@ -261,7 +265,7 @@ pub async fn guard(
                 parts.uri,
                 serde_json::to_string_pretty(&shown["body"]).unwrap_or_default()
             );
-            match shared.confirm.confirm(&prompt) {
+            match confirm.confirm(prompt).await {
                 Ok(true) => {}
                 Ok(false) => return deny(op.id, access, format!("`{}` was declined by the user", op.id)),
                 Err(why) => {
@@ -345,7 +349,7 @@ pub async fn guard(
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = parts.uri.clone();
         *req.headers_mut() = parts.headers.clone();
-        match shared.transport.send(req, deadline).await {
+        match shared.transport.send(req, deadline, is_read).await {
             Ok(resp) => {
                 let status = resp.status.as_u16();
                 let header = |n: &str| resp.headers.get(n).and_then(|v| v.to_str().ok()).map(String::from);

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod config;
 pub mod confirm;
 pub mod egress;
+pub mod mcp;
 pub mod policy;
 pub mod runtime;
 pub mod secrets;
@@ -27,7 +28,8 @@ pub struct Shared {
     pub settings: Settings,
     pub keys: secrets::KeyStore,
     pub audit: audit::AuditLog,
-    pub confirm: Box<dyn Confirm>,
+    /// Who answers `ask` when a call brings no one of its own.
+    pub confirm: std::sync::Arc<dyn Confirm>,
     pub transport: transport::Transport,
     pub limiter: throttle::RateLimiter,
 }

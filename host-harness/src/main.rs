@@ -32,6 +32,8 @@ Examples:
   klaviyo-harness describe get_profiles
   klaviyo-harness scopes --policy policy.toml        # the API key scopes this policy needs
   klaviyo-harness check                              # health check of key, URL, policy
+  klaviyo-harness serve --policy policy.toml         # MCP server on stdio (discovery mode)
+  klaviyo-harness serve --mode all --toolsets profiles,lists --read-only
 
 Exit codes: 0 ok, 1 internal error, 2 bad input or unknown tool, 3 denied by policy,
 4 not configured (no key), 5 Klaviyo answered an error, 6 throttled, 7 transport error or
@@ -117,6 +119,25 @@ enum Command {
     Check,
     /// The minimal set of API key scopes the current policy needs.
     Scopes,
+    /// Serve the tools to an agent over MCP (stdio).
+    Serve {
+        /// `discovery`: three meta-tools (search, describe, call) that reach every action, a
+        /// few KB of tool list; `all`: one tool per action.
+        #[arg(long, value_enum, default_value_t = ServeMode::Discovery)]
+        mode: ServeMode,
+        /// Only these Klaviyo tags, comma-separated (e.g. `profiles,lists`).
+        #[arg(long, value_delimiter = ',')]
+        toolsets: Vec<String>,
+        /// Only read actions.
+        #[arg(long)]
+        read_only: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ServeMode {
+    Discovery,
+    All,
 }
 
 fn main() -> ExitCode {
@@ -229,6 +250,24 @@ async fn run(cli: Cli) -> u8 {
             .await
         }
         Command::Check => check(g.json, &harness).await,
+        Command::Serve { mode, toolsets, read_only } => {
+            let selection = klaviyo_harness::mcp::Selection {
+                mode: match mode {
+                    ServeMode::Discovery => klaviyo_harness::mcp::Mode::Discovery,
+                    ServeMode::All => klaviyo_harness::mcp::Mode::All,
+                },
+                toolsets: (!toolsets.is_empty()).then(|| toolsets.iter().map(|t| klaviyo_catalog::tools::normalize(t)).collect()),
+                read_only: *read_only,
+            };
+            let server = match klaviyo_harness::mcp::Server::new(std::sync::Arc::new(harness), selection).await {
+                Ok(s) => s,
+                Err(e) => return fail(false, exit::BAD_INPUT, "serve", &format!("{e:#}")),
+            };
+            match klaviyo_harness::mcp::serve_stdio(server).await {
+                Ok(()) => exit::OK,
+                Err(e) => fail(false, exit::INTERNAL, "serve", &format!("{e:#}")),
+            }
+        }
         Command::Scopes => unreachable!("handled above"),
     }
 }

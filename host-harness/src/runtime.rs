@@ -280,7 +280,7 @@ impl Harness {
             ),
             limiter: Default::default(),
             settings,
-            confirm,
+            confirm: Arc::from(confirm),
         });
         Ok(Harness {
             engine,
@@ -299,7 +299,7 @@ impl Harness {
         &self.shared
     }
 
-    fn store(&self, tool: &str, log: Arc<Mutex<CallLog>>) -> Store<State> {
+    fn store(&self, tool: &str, log: Arc<Mutex<CallLog>>, confirm: Option<Arc<dyn Confirm>>) -> Store<State> {
         let s = &self.shared.settings;
         // The component gets a placeholder, never the key. With no key configured it gets
         // none (so it reports "not configured"), except in dry runs, which show the request.
@@ -317,6 +317,7 @@ impl Harness {
             table: ResourceTable::new(),
             hooks: Hooks {
                 shared: self.shared.clone(),
+                confirm: confirm.unwrap_or_else(|| self.shared.confirm.clone()),
                 tool: tool.to_string(),
                 log,
                 deadline: std::time::Instant::now() + s.timeouts.call,
@@ -341,6 +342,7 @@ impl Harness {
     async fn with_instance<R>(
         &self,
         tool: &str,
+        confirm: Option<Arc<dyn Confirm>>,
         f: impl AsyncFnOnce(
             &mut Store<State>,
             &bindings::Harness,
@@ -353,7 +355,7 @@ impl Harness {
             .await
             .expect("semaphore is never closed");
         let log = Arc::new(Mutex::new(CallLog::default()));
-        let mut store = self.store(tool, log.clone());
+        let mut store = self.store(tool, log.clone(), confirm);
         let deadline = self.shared.settings.timeouts.call + GRACE;
         let run = async {
             let instance = self
@@ -377,7 +379,7 @@ impl Harness {
         self.tools
             .get_or_try_init(|| async {
                 let (tools, _) = self
-                    .with_instance("list_tools", async |store, h, _| {
+                    .with_instance("list_tools", None, async |store, h, _| {
                         Ok(h.klaviyo_connector_tools().call_list_tools(store).await?)
                     })
                     .await?;
@@ -390,7 +392,7 @@ impl Harness {
     /// One tool by any accepted name.
     pub async fn describe(&self, name: &str) -> Result<Option<ToolInfo>> {
         let (t, _) = self
-            .with_instance("describe_tool", async |store, h, _| {
+            .with_instance("describe_tool", None, async |store, h, _| {
                 Ok(h.klaviyo_connector_tools()
                     .call_describe_tool(store, name)
                     .await?)
@@ -401,11 +403,16 @@ impl Harness {
 
     /// Calls a tool by name with JSON arguments through the component's `tools` interface.
     pub async fn call(&self, name: &str, arguments: &str) -> CallOutcome {
+        self.call_with(name, arguments, None).await
+    }
+
+    /// [`Harness::call`], with `confirm` answering `ask` for this call (e.g. the MCP client).
+    pub async fn call_with(&self, name: &str, arguments: &str, confirm: Option<Arc<dyn Confirm>>) -> CallOutcome {
         let tool_name = klaviyo_catalog::tools::Tool::resolve(name)
             .map(|t| t.name().to_string())
             .unwrap_or_else(|_| name.to_string());
         let r = self
-            .with_instance(&tool_name, async |store, h, _| {
+            .with_instance(&tool_name, confirm, async |store, h, _| {
                 Ok(h.klaviyo_connector_tools()
                     .call_call_tool(store, name, arguments)
                     .await?)
@@ -539,7 +546,7 @@ impl Harness {
             env!("CARGO_PKG_VERSION")
         );
         let r = self
-            .with_instance(&tool, async |store, _, instance| {
+            .with_instance(&tool, None, async |store, _, instance| {
                 let i = instance
                     .get_export_index(&mut *store, None, &iface)
                     .ok_or_else(|| anyhow!("no export {iface}"))?;

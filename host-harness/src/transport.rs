@@ -55,8 +55,14 @@ impl std::fmt::Display for SendError {
     }
 }
 
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Two clients: reads reuse pooled keep-alive connections (a read that meets a connection the
+/// server just closed is safely retried); writes always get a fresh connection, so a write is
+/// never lost to a stale one — and any failure after sending is really ambiguous.
 pub struct Transport {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pooled: HttpClient,
+    fresh: HttpClient,
     timeouts: Timeouts,
     max_response_bytes: usize,
 }
@@ -83,28 +89,35 @@ impl Transport {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+        let pooled = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .build(https.clone());
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(https);
         Transport {
-            client,
+            pooled,
+            fresh,
             timeouts,
             max_response_bytes,
         }
     }
 
-    /// Sends one request and reads the whole answer, within `deadline` overall.
+    /// Sends one request and reads the whole answer, within `deadline` overall; `reuse` allows a
+    /// pooled keep-alive connection (reads), otherwise a new connection is opened (writes).
     pub async fn send(
         &self,
         req: http::Request<Bytes>,
         deadline: Instant,
+        reuse: bool,
     ) -> Result<Buffered, SendError> {
+        let client = if reuse { &self.pooled } else { &self.fresh };
         let started = Instant::now();
         let remaining = |d: Duration| d.min(deadline.saturating_duration_since(Instant::now()));
         let req = req.map(Full::new);
         let head = tokio::time::timeout(
             remaining(self.timeouts.first_byte),
-            self.client.request(req),
+            client.request(req),
         )
         .await;
         let resp = match head {

@@ -310,9 +310,76 @@ pub fn next_cursor(body: &str) -> Option<String> {
     })
 }
 
+/// A compact form of a JSON:API answer for a model's context: each resource reduced to `id`,
+/// `type`, `attributes` and the relationships that have data (links dropped); `included` the
+/// same; the next page's cursor as `next_cursor`. Other documents come back unchanged.
+pub fn compact(body: &str) -> Value {
+    let Ok(doc) = serde_json::from_str::<Value>(body) else {
+        return Value::String(body.to_string());
+    };
+    let Some(obj) = doc.as_object() else { return doc };
+    if !obj.contains_key("data") {
+        return doc;
+    }
+    fn resource(r: &Value) -> Value {
+        let Some(o) = r.as_object() else { return r.clone() };
+        let mut out = serde_json::Map::new();
+        for k in ["id", "type", "attributes"] {
+            if let Some(v) = o.get(k) {
+                out.insert(k.into(), v.clone());
+            }
+        }
+        if let Some(Value::Object(rels)) = o.get("relationships") {
+            let kept: serde_json::Map<String, Value> = rels
+                .iter()
+                .filter_map(|(k, v)| {
+                    let data = v.get("data")?;
+                    let empty = data.is_null() || data.as_array().is_some_and(|a| a.is_empty());
+                    (!empty).then(|| (k.clone(), data.clone()))
+                })
+                .collect();
+            if !kept.is_empty() {
+                out.insert("relationships".into(), Value::Object(kept));
+            }
+        }
+        Value::Object(out)
+    }
+    let each = |v: &Value| match v {
+        Value::Array(items) => Value::Array(items.iter().map(resource).collect()),
+        other => resource(other),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("data".into(), each(&obj["data"]));
+    if let Some(inc) = obj.get("included") {
+        out.insert("included".into(), each(inc));
+    }
+    if let Some(meta) = obj.get("meta") {
+        out.insert("meta".into(), meta.clone());
+    }
+    if let Some(c) = next_cursor(body) {
+        out.insert("next_cursor".into(), Value::String(c));
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_keeps_what_a_model_needs() {
+        let body = r#"{"data":[{"type":"list","id":"L1","attributes":{"name":"VIP"},"links":{"self":"x"},
+            "relationships":{"profiles":{"links":{"self":"y"}},"tags":{"data":[{"type":"tag","id":"T1"}]},"flows":{"data":[]}}}],
+            "links":{"self":"s","next":"https://a.klaviyo.com/api/lists?page%5Bcursor%5D=abc%3D"}}"#;
+        let c = compact(body);
+        assert_eq!(
+            c,
+            serde_json::json!({"data": [{"id": "L1", "type": "list", "attributes": {"name": "VIP"},
+                "relationships": {"tags": [{"type": "tag", "id": "T1"}]}}], "next_cursor": "abc="})
+        );
+        assert_eq!(compact(r#"{"errors":[]}"#), serde_json::json!({"errors": []}));
+        assert_eq!(compact(""), Value::String(String::new()));
+    }
 
     #[test]
     fn next_cursor_from_links() {

@@ -1,0 +1,279 @@
+//! `cargo run --release -p bench [-- --calls N --concurrency C --json PATH]`
+//!
+//! In one run, against the same local HTTP server on 127.0.0.1:
+//! - per-call latency (p50, p99) and throughput of a read tool through the full harness path
+//!   (component, egress guard, policy, audit on; pacing off), one call at a time and C at once;
+//! - the same request from a native Rust client with keep-alive (the floor), and the ratio;
+//! - start-up: precompiled component load → first answered call; cold `Component::new`;
+//! - the harness CLI's and MCP server's time to answer and peak RSS (child processes);
+//! - the component's size.
+//! Prints a table and writes it as JSON (default `target/bench.json`).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use klaviyo_harness::policy::Policy;
+use klaviyo_harness::runtime::default_component_path;
+use klaviyo_harness::secrets::KeySource;
+use klaviyo_harness::{Harness, NoTty, Settings};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BODY: &str = r#"{"data":[{"type":"list","id":"Y6nRLr","attributes":{"name":"Newsletter","created":"2026-01-01T00:00:00+00:00","updated":"2026-01-02T00:00:00+00:00","opt_in_process":"double_opt_in"},"relationships":{"profiles":{"links":{"self":"https://a.klaviyo.com/api/lists/Y6nRLr/relationships/profiles/"}}},"links":{"self":"https://a.klaviyo.com/api/lists/Y6nRLr/"}}],"links":{"self":"https://a.klaviyo.com/api/lists/","next":null,"prev":null}}"#;
+const KEY: &str = "pk_bench_not_a_real_key";
+
+/// A minimal keep-alive HTTP/1.1 server answering every request with `BODY`.
+async fn server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "application/vnd.api+json")
+                            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Series {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+}
+
+async fn measure<F, Fut>(n: usize, concurrency: usize, f: F) -> Series
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let f = Arc::new(f);
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let f = f.clone();
+        let share = n / concurrency + usize::from(w < n % concurrency);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(share);
+            for _ in 0..share {
+                let t = Instant::now();
+                f().await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let total = began.elapsed();
+    all.sort();
+    Series { p50: percentile(&all, 0.5), p99: percentile(&all, 0.99), per_sec: n as f64 / total.as_secs_f64() }
+}
+
+/// Runs a child process to completion and returns (wall time, its peak RSS in KiB).
+fn child_peak(cmd: &mut std::process::Command) -> (Duration, u64, std::process::Output) {
+    let t = Instant::now();
+    let out = cmd.output().expect("child runs");
+    let took = t.elapsed();
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    (took, ru.ru_maxrss as u64, out)
+}
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let n: usize = arg("--calls", "3000").parse().unwrap();
+    let conc: usize = arg("--concurrency", "8").parse().unwrap();
+    let json_path = PathBuf::from(arg("--json", "target/bench.json"));
+    let component = default_component_path();
+    let url = server().await;
+    let audit = std::env::temp_dir().join(format!("bench-audit-{}.jsonl", std::process::id()));
+
+    let settings = {
+        let mut s = Settings::new(&url).unwrap();
+        s.key_source = KeySource::Command(format!("echo {KEY}"));
+        s.policy = Policy::read_only();
+        s.audit_log = Some(audit.clone());
+        s.throttle = false;
+        s
+    };
+
+    // Start-up: cold compile, then precompiled load → first answered call.
+    let engine = wasmtime::Engine::default();
+    let bytes = std::fs::read(&component).expect("build the component first");
+    let t = Instant::now();
+    let _ = wasmtime::component::Component::new(&engine, &bytes).unwrap();
+    let cold_compile = t.elapsed();
+    drop(Harness::new(settings.clone(), &component, Box::new(NoTty)).unwrap()); // warm the cache
+    let t = Instant::now();
+    let h = Arc::new(Harness::new(settings.clone(), &component, Box::new(NoTty)).unwrap());
+    let first = h.call("get_lists", "{}").await;
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    let startup = t.elapsed();
+
+    // Native floor: the same request with a keep-alive client.
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let client = Arc::new(client);
+    let native_req = {
+        let url = format!("{url}/api/lists");
+        let client = client.clone();
+        move || {
+            let req = http::Request::get(&url)
+                .header("accept", "application/vnd.api+json")
+                .header("revision", klaviyo_catalog::generated::REVISION)
+                .header("authorization", format!("Klaviyo-API-Key {KEY}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let client = client.clone();
+            async move {
+                let resp = client.request(req).await.unwrap();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(body.len(), BODY.len());
+            }
+        }
+    };
+    let harness_call = {
+        let h = h.clone();
+        move || {
+            let h = h.clone();
+            async move {
+                let out = h.call("get_lists", "{}").await;
+                assert!(out.result.is_ok(), "{:?}", out.result);
+            }
+        }
+    };
+    // Warm-up, then measure; native and component interleaved per series.
+    measure(200, 1, native_req.clone()).await;
+    measure(200, 1, harness_call.clone()).await;
+    let native1 = measure(n, 1, native_req.clone()).await;
+    let comp1 = measure(n, 1, harness_call.clone()).await;
+    let native_c = measure(n, conc, native_req.clone()).await;
+    let comp_c = measure(n, conc, harness_call.clone()).await;
+
+    // The CLI and the MCP server as separate processes (precompiled component cached).
+    let bin = std::env::current_exe().unwrap().with_file_name("klaviyo-harness");
+    let (cli_time, cli_rss, out) = child_peak(
+        std::process::Command::new(&bin).args(["call", "get_lists"]).env("KLAVIYO_BASE_URL", &url).env("KLAVIYO_API_KEY", KEY),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mcp = mcp_startup(&bin, &url).await;
+
+    let size = std::fs::metadata(&component).unwrap().len();
+    let ratio1 = comp1.p50.as_secs_f64() / native1.p50.as_secs_f64();
+    let ratio_c = native_c.per_sec / comp_c.per_sec;
+    println!("\nbench: {n} calls of get_lists per series against 127.0.0.1 (same server for all)\n");
+    println!("| series | p50 µs | p99 µs | calls/s |\n|---|---:|---:|---:|");
+    for (name, s) in [("native keep-alive, 1 at a time", &native1), ("component via harness, 1 at a time", &comp1),
+        (&*format!("native keep-alive, {conc} concurrent"), &native_c), (&*format!("component via harness, {conc} concurrent"), &comp_c)] {
+        println!("| {name} | {:.0} | {:.0} | {:.0} |", us(s.p50), us(s.p99), s.per_sec);
+    }
+    println!("\nratio component/native p50 (1 at a time): {ratio1:.2}x; throughput ratio native/component ({conc} concurrent): {ratio_c:.2}x");
+    println!("start-up, precompiled component → first answered call: {:.1} ms", startup.as_secs_f64() * 1e3);
+    println!("Component::new cold compile: {:.0} ms", cold_compile.as_secs_f64() * 1e3);
+    println!("CLI `call get_lists` (spawn → exit): {:.1} ms", cli_time.as_secs_f64() * 1e3);
+    println!("MCP `serve`: spawn → tools/list answered: discovery {:.1} ms, all {:.1} ms", mcp["discovery_ms"].as_f64().unwrap(), mcp["all_ms"].as_f64().unwrap());
+    println!("tools/list size: discovery {} bytes, all {} bytes, --toolsets profiles,lists {} bytes, --read-only all {} bytes",
+        mcp["discovery_bytes"], mcp["all_bytes"], mcp["toolsets_bytes"], mcp["read_only_bytes"]);
+    println!("peak RSS of child processes (CLI call, MCP servers): {:.1} MB", cli_rss.max(mcp["peak_rss_kib"].as_u64().unwrap()) as f64 / 1024.0);
+    println!("component size: {:.2} MB ({size} bytes)", size as f64 / 1e6);
+    let report = json!({
+        "calls": n, "concurrency": conc,
+        "native_1": {"p50_us": us(native1.p50), "p99_us": us(native1.p99), "per_sec": native1.per_sec},
+        "component_1": {"p50_us": us(comp1.p50), "p99_us": us(comp1.p99), "per_sec": comp1.per_sec},
+        "native_concurrent": {"p50_us": us(native_c.p50), "p99_us": us(native_c.p99), "per_sec": native_c.per_sec},
+        "component_concurrent": {"p50_us": us(comp_c.p50), "p99_us": us(comp_c.p99), "per_sec": comp_c.per_sec},
+        "ratio_p50_single": ratio1, "ratio_throughput_concurrent": ratio_c,
+        "startup_precompiled_first_call_ms": startup.as_secs_f64() * 1e3,
+        "cold_compile_ms": cold_compile.as_secs_f64() * 1e3,
+        "cli_call_ms": cli_time.as_secs_f64() * 1e3,
+        "peak_rss_mb": cli_rss.max(mcp["peak_rss_kib"].as_u64().unwrap()) as f64 / 1024.0,
+        "mcp": mcp, "component_bytes": size,
+    });
+    if let Some(d) = json_path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nwrote {}", json_path.display());
+    let _ = std::fs::remove_file(audit);
+}
+
+/// Spawns `serve` per mode, speaks just enough MCP for `tools/list`, and times it.
+async fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut out = json!({});
+    for (key, args) in [
+        ("discovery", vec![]),
+        ("all", vec!["--mode", "all"]),
+        ("toolsets", vec!["--mode", "all", "--toolsets", "profiles,lists"]),
+        ("read_only", vec!["--mode", "all", "--read-only"]),
+    ] {
+        let t = Instant::now();
+        let mut child = tokio::process::Command::new(bin)
+            .arg("serve")
+            .args(&args)
+            .env("KLAVIYO_BASE_URL", url)
+            .env("KLAVIYO_API_KEY", KEY)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let msgs = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        ];
+        for m in msgs {
+            stdin.write_all(format!("{m}\n").as_bytes()).await.unwrap();
+        }
+        let mut bytes = 0;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(r#""id":2"#) {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                bytes = serde_json::to_string(&v["result"]["tools"]).unwrap().len();
+                break;
+            }
+        }
+        let took = t.elapsed();
+        drop(stdin);
+        let _ = child.wait().await;
+        out[format!("{key}_ms")] = json!(took.as_secs_f64() * 1e3);
+        out[format!("{key}_bytes")] = json!(bytes);
+    }
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    out["peak_rss_kib"] = json!(ru.ru_maxrss);
+    out
+}
