@@ -135,10 +135,16 @@ fn connection() -> Connection {
 /// The `env` build: settings from the environment; the key, when set, is in the component.
 #[cfg(feature = "env")]
 fn connection() -> Connection {
-    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let var = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     Connection {
         base_url: var("KLAVIYO_BASE_URL").unwrap_or_else(|| "https://a.klaviyo.com".into()),
-        revision: var("KLAVIYO_REVISION").unwrap_or_else(|| klaviyo_catalog::generated::REVISION.into()),
+        revision: var("KLAVIYO_REVISION")
+            .unwrap_or_else(|| klaviyo_catalog::generated::REVISION.into()),
         private_key: var("KLAVIYO_API_KEY"),
         public_key: var("KLAVIYO_COMPANY_ID"),
     }

@@ -756,10 +756,23 @@ fn describe_type(t: &wasmtime::component::Type) -> String {
             r.ok().map(|t| describe_type(&t)).unwrap_or_default(),
             r.err().map(|t| describe_type(&t)).unwrap_or_default()
         ),
-        T::Record(r) => format!("record{{{}}}", r.fields().map(|f| format!("{}: {}", f.name, describe_type(&f.ty))).collect::<Vec<_>>().join(", ")),
+        T::Record(r) => format!(
+            "record{{{}}}",
+            r.fields()
+                .map(|f| format!("{}: {}", f.name, describe_type(&f.ty)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         T::Variant(v) => format!(
             "variant{{{}}}",
-            v.cases().map(|c| format!("{}({})", c.name, c.ty.map(|t| describe_type(&t)).unwrap_or_default())).collect::<Vec<_>>().join(", ")
+            v.cases()
+                .map(|c| format!(
+                    "{}({})",
+                    c.name,
+                    c.ty.map(|t| describe_type(&t)).unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         T::Enum(e) => format!("enum{{{}}}", e.names().collect::<Vec<_>>().join(", ")),
         other => format!("{other:?}"),
@@ -774,12 +787,21 @@ fn export_signatures(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let ty = c.component_type();
     let mut sigs = Vec::new();
     for (iface, item) in ty.exports(&engine) {
-        let ComponentItem::ComponentInstance(inst) = item.ty else { panic!("{iface}") };
+        let ComponentItem::ComponentInstance(inst) = item.ty else {
+            panic!("{iface}")
+        };
         for (name, f) in inst.exports(&engine) {
             if let ComponentItem::ComponentFunc(f) = f.ty {
-                let params: Vec<String> = f.params().map(|(n, t)| format!("{n}: {}", describe_type(&t))).collect();
+                let params: Vec<String> = f
+                    .params()
+                    .map(|(n, t)| format!("{n}: {}", describe_type(&t)))
+                    .collect();
                 let results: Vec<String> = f.results().map(|t| describe_type(&t)).collect();
-                sigs.push(format!("{iface}#{name}({}) -> {}", params.join(", "), results.join(", ")));
+                sigs.push(format!(
+                    "{iface}#{name}({}) -> {}",
+                    params.join(", "),
+                    results.join(", ")
+                ));
             }
         }
     }
@@ -793,12 +815,19 @@ fn export_signatures(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
 fn the_env_build_exports_exactly_the_same_interfaces() {
     let main = component();
     let env = main.with_file_name("klaviyo_connector_env.wasm");
-    assert!(env.exists(), "build the components first ({} missing)", env.display());
+    assert!(
+        env.exists(),
+        "build the components first ({} missing)",
+        env.display()
+    );
     let (main_sigs, main_imports) = export_signatures(&main);
     let (env_sigs, env_imports) = export_signatures(&env);
     assert_eq!(main_sigs.len(), 354);
     assert_eq!(main_sigs, env_sigs);
-    let without_secrets: Vec<&String> = main_imports.iter().filter(|n| !n.starts_with("klaviyo:connector/secrets@")).collect();
+    let without_secrets: Vec<&String> = main_imports
+        .iter()
+        .filter(|n| !n.starts_with("klaviyo:connector/secrets@"))
+        .collect();
     assert_eq!(without_secrets, env_imports.iter().collect::<Vec<_>>());
     assert!(!env_imports.iter().any(|n| n.contains("secrets")));
 }

@@ -35,17 +35,19 @@ pub struct Record<'a> {
     pub detail: Option<String>,
 }
 
+/// The log file, opened once in append mode (reopened if a write fails, e.g. after rotation
+/// removed it).
 #[derive(Debug)]
 pub struct AuditLog {
     path: Option<PathBuf>,
-    lock: Mutex<()>,
+    file: Mutex<Option<std::fs::File>>,
 }
 
 impl AuditLog {
     pub fn new(path: Option<&Path>) -> AuditLog {
         AuditLog {
             path: path.map(Path::to_path_buf),
-            lock: Mutex::new(()),
+            file: Mutex::new(None),
         }
     }
 
@@ -58,17 +60,26 @@ impl AuditLog {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let _guard = self.lock.lock().unwrap();
         let mut line = serde_json::to_string(r).map_err(|e| e.to_string())?;
         line.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("audit log {}: {e}", path.display()))?;
+        let mut file = self.file.lock().unwrap();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        };
+        if file.is_none() || !path.exists() {
+            *file = Some(open().map_err(|e| format!("audit log {}: {e}", path.display()))?);
+        }
+        let f = file.as_mut().expect("opened above");
+        // Unbuffered: one write(2) per record, in the OS before the request goes out.
         f.write_all(line.as_bytes())
             .and_then(|_| f.flush())
-            .map_err(|e| format!("audit log {}: {e}", path.display()))
+            .map_err(|e| {
+                *file = None;
+                format!("audit log {}: {e}", path.display())
+            })
     }
 }
 

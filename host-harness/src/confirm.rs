@@ -19,7 +19,9 @@ pub struct TtyConfirm;
 impl Confirm for TtyConfirm {
     fn confirm(&self, prompt: String) -> Answer {
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || ask_tty(&prompt)).await.map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || ask_tty(&prompt))
+                .await
+                .map_err(|e| e.to_string())?
         })
     }
 }
@@ -34,7 +36,9 @@ fn ask_tty(prompt: &str) -> Result<bool, String> {
     write!(out, "\n{prompt}\nAllow this request? [y/N] ").map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
     let mut line = String::new();
-    BufReader::new(tty).read_line(&mut line).map_err(|e| e.to_string())?;
+    BufReader::new(tty)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 

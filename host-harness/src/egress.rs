@@ -221,12 +221,15 @@ pub async fn guard(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let shown = json!({
-        "method": parts.method.as_str(),
-        "url": parts.uri.to_string(),
-        "headers": redacted_headers(&parts.headers),
-        "body": body_for_display(&bytes, content_type.as_deref()),
-    });
+    // The request as a person sees it (key redacted): built only for a dry run or a question.
+    let shown = || {
+        json!({
+            "method": parts.method.as_str(),
+            "url": parts.uri.to_string(),
+            "headers": redacted_headers(&parts.headers),
+            "body": body_for_display(&bytes, content_type.as_deref()),
+        })
+    };
     if shared.settings.dry_run {
         let _ = shared
             .audit
@@ -236,7 +239,7 @@ pub async fn guard(
             "operation": op.id,
             "access": access,
             "policy": {"decision": v.decision.as_str(), "reason": v.reason},
-            "request": shown,
+            "request": shown(),
         });
         log.lock().unwrap().dry_runs.push(out.clone());
         let resp = http::Response::builder()
@@ -263,7 +266,7 @@ pub async fn guard(
                 op.id,
                 parts.method,
                 parts.uri,
-                serde_json::to_string_pretty(&shown["body"]).unwrap_or_default()
+                serde_json::to_string_pretty(&shown()["body"]).unwrap_or_default()
             );
             match confirm.confirm(prompt).await {
                 Ok(true) => {}

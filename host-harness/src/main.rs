@@ -250,19 +250,31 @@ async fn run(cli: Cli) -> u8 {
             .await
         }
         Command::Check => check(g.json, &harness).await,
-        Command::Serve { mode, toolsets, read_only } => {
+        Command::Serve {
+            mode,
+            toolsets,
+            read_only,
+        } => {
             let selection = klaviyo_harness::mcp::Selection {
                 mode: match mode {
                     ServeMode::Discovery => klaviyo_harness::mcp::Mode::Discovery,
                     ServeMode::All => klaviyo_harness::mcp::Mode::All,
                 },
-                toolsets: (!toolsets.is_empty()).then(|| toolsets.iter().map(|t| klaviyo_catalog::tools::normalize(t)).collect()),
+                toolsets: (!toolsets.is_empty()).then(|| {
+                    toolsets
+                        .iter()
+                        .map(|t| klaviyo_catalog::tools::normalize(t))
+                        .collect()
+                }),
                 read_only: *read_only,
             };
-            let server = match klaviyo_harness::mcp::Server::new(std::sync::Arc::new(harness), selection).await {
-                Ok(s) => s,
-                Err(e) => return fail(false, exit::BAD_INPUT, "serve", &format!("{e:#}")),
-            };
+            let server =
+                match klaviyo_harness::mcp::Server::new(std::sync::Arc::new(harness), selection)
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => return fail(false, exit::BAD_INPUT, "serve", &format!("{e:#}")),
+                };
             match klaviyo_harness::mcp::serve_stdio(server).await {
                 Ok(()) => exit::OK,
                 Err(e) => fail(false, exit::INTERNAL, "serve", &format!("{e:#}")),

@@ -10,8 +10,9 @@ use crate::{Confirm, Harness};
 use klaviyo_catalog::response::Failure;
 use klaviyo_catalog::tools::normalize;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::{ElicitationError, ElicitationMode, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceExt};
@@ -40,7 +41,10 @@ pub struct Selection {
 impl Selection {
     pub fn allows(&self, t: &ToolInfo) -> bool {
         (!self.read_only || t.access == "read")
-            && self.toolsets.as_ref().is_none_or(|sets| sets.iter().any(|s| *s == normalize(&t.tag)))
+            && self
+                .toolsets
+                .as_ref()
+                .is_none_or(|sets| sets.iter().any(|s| *s == normalize(&t.tag)))
     }
 }
 
@@ -48,46 +52,76 @@ impl Selection {
 pub struct Server {
     harness: Arc<Harness>,
     selection: Selection,
-    tools: Arc<Vec<ToolInfo>>,
+    /// The selected tools, listed from the component on first need (so the discovery tool
+    /// list is answered without waiting for it).
+    tools: Arc<tokio::sync::OnceCell<Vec<ToolInfo>>>,
 }
 
 const RAW: &str = "raw_response";
 
 impl Server {
-    /// Lists the component's tools once and keeps the selected ones.
+    /// A server for `selection`; unknown toolsets are refused up front.
     pub async fn new(harness: Arc<Harness>, selection: Selection) -> anyhow::Result<Server> {
         if let Some(sets) = &selection.toolsets {
-            let tags: Vec<String> = harness.list_tools().await?.iter().map(|t| normalize(&t.tag)).collect();
+            let mut tags: Vec<String> = klaviyo_catalog::generated::OPERATIONS
+                .iter()
+                .map(|o| normalize(o.tag))
+                .collect();
+            tags.sort();
+            tags.dedup();
             if let Some(bad) = sets.iter().find(|s| !tags.contains(s)) {
-                let mut known: Vec<String> = tags.clone();
-                known.sort();
-                known.dedup();
-                anyhow::bail!("unknown toolset `{bad}`; known: {}", known.join(", "));
+                anyhow::bail!("unknown toolset `{bad}`; known: {}", tags.join(", "));
             }
         }
-        let tools: Vec<ToolInfo> = harness.list_tools().await?.iter().filter(|t| selection.allows(t)).cloned().collect();
-        Ok(Server { harness, selection, tools: Arc::new(tools) })
+        Ok(Server {
+            harness,
+            selection,
+            tools: Default::default(),
+        })
+    }
+
+    /// The selected tools, as the component lists them.
+    async fn tools(&self) -> Result<&[ToolInfo], McpError> {
+        self.tools
+            .get_or_try_init(|| async {
+                let all = self.harness.list_tools().await.map_err(|e| {
+                    McpError::internal_error(
+                        format!("the component could not list its tools: {e:#}"),
+                        None,
+                    )
+                })?;
+                Ok(all
+                    .iter()
+                    .filter(|t| self.selection.allows(t))
+                    .cloned()
+                    .collect())
+            })
+            .await
+            .map(Vec::as_slice)
     }
 
     /// The `tools/list` answer for the selection.
-    pub fn tool_list(&self) -> Vec<Tool> {
-        match self.selection.mode {
-            Mode::All => self.tools.iter().map(mcp_tool).collect(),
+    pub async fn tool_list(&self) -> Result<Vec<Tool>, McpError> {
+        Ok(match self.selection.mode {
+            Mode::All => self.tools().await?.iter().map(mcp_tool).collect(),
             Mode::Discovery => meta_tools(),
-        }
+        })
     }
 
-    fn find(&self, name: &str) -> Option<&ToolInfo> {
-        let canonical = klaviyo_catalog::tools::Tool::resolve(name).ok()?.name();
-        self.tools.iter().find(|t| t.name == canonical)
+    async fn find(&self, name: &str) -> Result<Option<&ToolInfo>, McpError> {
+        let Ok(tool) = klaviyo_catalog::tools::Tool::resolve(name) else {
+            return Ok(None);
+        };
+        Ok(self.tools().await?.iter().find(|t| t.name == tool.name()))
     }
 
     /// Ranked search over names, titles, aliases and tags.
-    pub fn search(&self, query: &str, limit: usize) -> Vec<Value> {
+    pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Value>, McpError> {
         let q = normalize(query);
         let words: Vec<&str> = q.split('_').filter(|w| !w.is_empty()).collect();
         let mut scored: Vec<(i64, &ToolInfo)> = self
-            .tools
+            .tools()
+            .await?
             .iter()
             .filter_map(|t| {
                 let title = normalize(&t.title);
@@ -97,39 +131,71 @@ impl Server {
                     .chain(t.aliases.iter().cloned())
                     .flat_map(|s| s.split('_').map(String::from).collect::<Vec<_>>())
                     .collect();
-                let hits = words.iter().filter(|w| hay_words.iter().any(|h| h == *w || (w.len() > 3 && h.starts_with(*w)))).count();
+                let hits = words
+                    .iter()
+                    .filter(|w| {
+                        hay_words
+                            .iter()
+                            .any(|h| h == *w || (w.len() > 3 && h.starts_with(*w)))
+                    })
+                    .count();
                 if !exact && hits == 0 {
                     return None;
                 }
                 let all = hits == words.len();
-                let score = if exact { 1000 } else { 0 } + if all { 100 } else { 0 } + 10 * hits as i64 - t.name.len() as i64 / 10;
+                let score =
+                    if exact { 1000 } else { 0 } + if all { 100 } else { 0 } + 10 * hits as i64
+                        - t.name.len() as i64 / 10;
                 Some((score, t))
             })
             .collect();
         scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
-        scored
+        Ok(scored
             .into_iter()
             .take(limit)
             .map(|(_, t)| json!({"name": t.name, "title": t.title, "tag": t.tag, "access": t.access, "summary": summary(&t.description)}))
-            .collect()
+            .collect())
     }
 
-    async fn run(&self, name: &str, mut args: JsonObject, peer: &Peer<RoleServer>) -> Result<CallToolResult, McpError> {
-        let Some(tool) = self.find(name) else {
+    async fn run(
+        &self,
+        name: &str,
+        mut args: JsonObject,
+        peer: &Peer<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let Some(tool) = self.find(name).await? else {
             return Err(McpError::invalid_params(
-                format!("unknown tool `{name}`{}", if self.selection.mode == Mode::Discovery { "; use search_actions to find an action" } else { "" }),
+                format!(
+                    "unknown tool `{name}`{}",
+                    if self.selection.mode == Mode::Discovery {
+                        "; use search_actions to find an action"
+                    } else {
+                        ""
+                    }
+                ),
                 None,
             ));
         };
         let raw = match args.remove(RAW) {
             None => false,
             Some(Value::Bool(b)) => b,
-            Some(other) => return Ok(tool_error(format!("Invalid argument `{RAW}`: must be true or false, got {other}"))),
+            Some(other) => {
+                return Ok(tool_error(format!(
+                    "Invalid argument `{RAW}`: must be true or false, got {other}"
+                )))
+            }
         };
         let confirm: Arc<dyn Confirm> = Arc::new(Elicit(peer.clone()));
-        let out = self.harness.call_with(&tool.name, &Value::Object(args).to_string(), Some(confirm)).await;
+        let out = self
+            .harness
+            .call_with(&tool.name, &Value::Object(args).to_string(), Some(confirm))
+            .await;
         Ok(match out.result {
-            Ok(body) if raw || body.trim().is_empty() => text_result(if body.trim().is_empty() { "done (no content)".into() } else { body }),
+            Ok(body) if raw || body.trim().is_empty() => text_result(if body.trim().is_empty() {
+                "done (no content)".into()
+            } else {
+                body
+            }),
             Ok(body) => text_result(klaviyo_catalog::response::compact(&body).to_string()),
             Err(f) => tool_error(explain(&tool.name, &f)),
         })
@@ -150,11 +216,29 @@ fn explain(tool: &str, f: &Failure) -> String {
         Failure::InvalidInput { field, message } => {
             format!("Invalid argument `{field}`: {message}. Nothing was sent; fix the argument (describe_action `{tool}` shows the schema) and call again.")
         }
-        Failure::Http { status, errors, hint, request_id, body } => {
+        Failure::Http {
+            status,
+            errors,
+            hint,
+            request_id,
+            body,
+        } => {
             let mut s = format!("Klaviyo answered HTTP {status} to `{tool}`.");
             for e in errors {
-                s.push_str(&format!("\n- {}: {}", e.code, if e.detail.is_empty() { &e.title } else { &e.detail }));
-                if let Some(p) = e.source_pointer.as_deref().or(e.source_parameter.as_deref()) {
+                s.push_str(&format!(
+                    "\n- {}: {}",
+                    e.code,
+                    if e.detail.is_empty() {
+                        &e.title
+                    } else {
+                        &e.detail
+                    }
+                ));
+                if let Some(p) = e
+                    .source_pointer
+                    .as_deref()
+                    .or(e.source_parameter.as_deref())
+                {
                     s.push_str(&format!(" (source: {p})"));
                 }
             }
@@ -165,7 +249,9 @@ fn explain(tool: &str, f: &Failure) -> String {
             }
             match (hint, status) {
                 (Some(h), _) => s.push_str(&format!("\nHint: {h}.")),
-                (None, 400 | 422) => s.push_str("\nHint: change the argument named in `source` and call again."),
+                (None, 400 | 422) => {
+                    s.push_str("\nHint: change the argument named in `source` and call again.")
+                }
                 (None, 404) => s.push_str("\nHint: check the id; list the resources to find it."),
                 _ => {}
             }
@@ -174,7 +260,10 @@ fn explain(tool: &str, f: &Failure) -> String {
             }
             s
         }
-        Failure::Throttled { retry_after_seconds, detail } => match retry_after_seconds {
+        Failure::Throttled {
+            retry_after_seconds,
+            detail,
+        } => match retry_after_seconds {
             Some(n) => format!("Throttled: {detail}. Retry `{tool}` after {n} s."),
             None => format!("Throttled: {detail}. Retry `{tool}` later."),
         },
@@ -192,14 +281,6 @@ fn summary(description: &str) -> String {
     s
 }
 
-/// The description without the spec's trailing rate-limit/scope boilerplate (annotations and
-/// `describe_action` carry those).
-fn description(t: &ToolInfo) -> String {
-    let d = &t.description;
-    let cut = ["\n\n*Rate limits*", "\n*Rate limits*", "\n\n**Scopes:**"].iter().filter_map(|m| d.find(m)).min().unwrap_or(d.len());
-    d[..cut].trim().to_string()
-}
-
 fn mcp_tool(t: &ToolInfo) -> Tool {
     let mut schema = match &t.input_schema {
         Value::Object(m) => m.clone(),
@@ -209,8 +290,12 @@ fn mcp_tool(t: &ToolInfo) -> Tool {
     if let Some(Value::Object(props)) = schema.get_mut("properties") {
         props.insert(RAW.into(), json!({"type": "boolean", "description": "Return Klaviyo's raw JSON:API response instead of the compact form."}));
     }
-    let annotations = ToolAnnotations::with_title(t.title.clone()).read_only(t.access == "read").destructive(t.access == "destructive");
-    Tool::new(t.name.clone(), description(t), schema).with_title(t.title.clone()).with_annotations(annotations)
+    let annotations = ToolAnnotations::with_title(t.title.clone())
+        .read_only(t.access == "read")
+        .destructive(t.access == "destructive");
+    Tool::new(t.name.clone(), t.description.clone(), schema)
+        .with_title(t.title.clone())
+        .with_annotations(annotations)
 }
 
 fn meta_tools() -> Vec<Tool> {
@@ -267,12 +352,20 @@ impl Confirm for Elicit {
     fn confirm(&self, prompt: String) -> crate::confirm::Answer {
         let peer = self.0.clone();
         Box::pin(async move {
-            if !peer.supported_elicitation_modes().contains(&ElicitationMode::Form) {
-                return Err("the MCP client cannot ask the user (it does not support elicitation)".to_string());
+            if !peer
+                .supported_elicitation_modes()
+                .contains(&ElicitationMode::Form)
+            {
+                return Err(
+                    "the MCP client cannot ask the user (it does not support elicitation)"
+                        .to_string(),
+                );
             }
             match peer.elicit::<Approval>(prompt).await {
                 Ok(Some(a)) => Ok(a.approve),
-                Ok(None) | Err(ElicitationError::UserDeclined) | Err(ElicitationError::UserCancelled) => Ok(false),
+                Ok(None)
+                | Err(ElicitationError::UserDeclined)
+                | Err(ElicitationError::UserCancelled) => Ok(false),
                 Err(e) => Err(format!("asking the user failed ({e})")),
             }
         })
@@ -292,16 +385,25 @@ impl ServerHandler for Server {
             ))
     }
 
-    async fn list_tools(&self, _req: Option<PaginatedRequestParams>, _ctx: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tool_list()))
+    async fn list_tools(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tool_list().await?))
     }
 
-    async fn call_tool(&self, req: CallToolRequestParams, ctx: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let mut args = req.arguments.clone().unwrap_or_default();
         if self.selection.mode == Mode::All {
             return Ok(self.run(&req.name, args, &ctx.peer).await?.into());
         }
-        let text = |args: &JsonObject, k: &str| args.get(k).and_then(Value::as_str).map(String::from);
+        let text =
+            |args: &JsonObject, k: &str| args.get(k).and_then(Value::as_str).map(String::from);
         let result = match req.name.as_ref() {
             "search_actions" => {
                 let Some(q) = text(&args, "query") else { return Ok(tool_error("Invalid argument `query`: required, a string of words".into()).into()) };
@@ -312,15 +414,15 @@ impl ServerHandler for Server {
                         _ => return Ok(tool_error(format!("Invalid argument `limit`: must be an integer from 1 to 50, got {v}")).into()),
                     },
                 };
-                text_result(Value::Array(self.search(&q, limit)).to_string())
+                text_result(Value::Array(self.search(&q, limit).await?).to_string())
             }
             "describe_action" => {
                 let Some(n) = text(&args, "name") else { return Ok(tool_error("Invalid argument `name`: required, an action name".into()).into()) };
-                match self.find(&n) {
+                match self.find(&n).await? {
                     Some(t) => {
                         let example = klaviyo_catalog::tools::Tool::resolve(&t.name).map(|tool| klaviyo_catalog::example::example_args(tool, false)).unwrap_or(Value::Null);
                         text_result(
-                            json!({"name": t.name, "title": t.title, "tag": t.tag, "access": t.access, "description": description(t),
+                            json!({"name": t.name, "title": t.title, "tag": t.tag, "access": t.access, "description": t.description.clone(),
                                    "scopes": t.scopes, "rate_limit": t.rate_limit, "arguments": t.input_schema, "example_arguments": example})
                             .to_string(),
                         )
@@ -338,7 +440,7 @@ impl ServerHandler for Server {
                 if let Some(r) = args.remove(RAW) {
                     inner.insert(RAW.into(), r);
                 }
-                if self.find(&n).is_none() {
+                if self.find(&n).await?.is_none() {
                     tool_error(format!("No action named `{n}` is available here; use search_actions to find one."))
                 } else {
                     self.run(&n, inner, &ctx.peer).await?
@@ -352,7 +454,10 @@ impl ServerHandler for Server {
 
 /// Serves MCP on stdin/stdout until the client closes the connection.
 pub async fn serve_stdio(server: Server) -> anyhow::Result<()> {
-    let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| anyhow::anyhow!("MCP initialization failed: {e}"))?;
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| anyhow::anyhow!("MCP initialization failed: {e}"))?;
     running.waiting().await?;
     Ok(())
 }

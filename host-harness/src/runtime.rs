@@ -224,27 +224,16 @@ fn linker(engine: &Engine) -> Result<Linker<State>> {
     // io, clocks, random, stdio and http: the wasi:http proxy world.
     wasmtime_wasi_http::p2::add_to_linker_async(&mut l)?;
     // The rest of wasi:cli that Rust's std links (environment is empty; exit ends the call).
-    cli::environment::add_to_linker::<State, WasiCli>(&mut l, |t| {
+    fn cli_view(t: &mut State) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
         wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::exit::add_to_linker::<State, WasiCli>(&mut l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_input::add_to_linker::<State, WasiCli>(&mut l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_output::add_to_linker::<State, WasiCli>(&mut l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_stdin::add_to_linker::<State, WasiCli>(&mut l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_stdout::add_to_linker::<State, WasiCli>(&mut l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
-    cli::terminal_stderr::add_to_linker::<State, WasiCli>(&mut l, |t| {
-        wasmtime_wasi::cli::WasiCliView::cli(t)
-    })?;
+    }
+    cli::environment::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
+    cli::exit::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(&mut l, cli_view)?;
     random::insecure::add_to_linker::<State, WasiRandom>(&mut l, |t| t.random())?;
     random::insecure_seed::add_to_linker::<State, WasiRandom>(&mut l, |t| t.random())?;
     bindings::Harness::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut l, |s| s)?;
@@ -299,7 +288,12 @@ impl Harness {
         &self.shared
     }
 
-    fn store(&self, tool: &str, log: Arc<Mutex<CallLog>>, confirm: Option<Arc<dyn Confirm>>) -> Store<State> {
+    fn store(
+        &self,
+        tool: &str,
+        log: Arc<Mutex<CallLog>>,
+        confirm: Option<Arc<dyn Confirm>>,
+    ) -> Store<State> {
         let s = &self.shared.settings;
         // The component gets a placeholder, never the key. With no key configured it gets
         // none (so it reports "not configured"), except in dry runs, which show the request.
@@ -407,7 +401,12 @@ impl Harness {
     }
 
     /// [`Harness::call`], with `confirm` answering `ask` for this call (e.g. the MCP client).
-    pub async fn call_with(&self, name: &str, arguments: &str, confirm: Option<Arc<dyn Confirm>>) -> CallOutcome {
+    pub async fn call_with(
+        &self,
+        name: &str,
+        arguments: &str,
+        confirm: Option<Arc<dyn Confirm>>,
+    ) -> CallOutcome {
         let tool_name = klaviyo_catalog::tools::Tool::resolve(name)
             .map(|t| t.name().to_string())
             .unwrap_or_else(|_| name.to_string());

@@ -115,11 +115,8 @@ impl Transport {
         let started = Instant::now();
         let remaining = |d: Duration| d.min(deadline.saturating_duration_since(Instant::now()));
         let req = req.map(Full::new);
-        let head = tokio::time::timeout(
-            remaining(self.timeouts.first_byte),
-            client.request(req),
-        )
-        .await;
+        let head =
+            tokio::time::timeout(remaining(self.timeouts.first_byte), client.request(req)).await;
         let resp = match head {
             Err(_) => {
                 return Err(SendError::Timeout {

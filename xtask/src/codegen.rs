@@ -300,7 +300,7 @@ fn op(spec: &Value, path: &str, method: &str, o: &Value) -> Result<Op, String> {
         access: access_class(id, method, &scopes),
         tag,
         title: o["summary"].as_str().unwrap_or(id).to_string(),
-        description: clean_text(o["description"].as_str().unwrap_or("")),
+        description: operation_description(o["description"].as_str().unwrap_or("")),
         method: method.to_string(),
         path: path.to_string(),
         params,
@@ -359,6 +359,16 @@ fn ref_name(v: &Value) -> Option<String> {
         .as_str()?
         .strip_prefix("#/components/schemas/")
         .map(String::from)
+}
+
+/// The operation's own text: the spec's trailing rate-limit / scope / spec-link boilerplate is
+/// dropped (those are structured fields of the operation).
+fn operation_description(s: &str) -> String {
+    let text = clean_text(s);
+    match text.find("*Rate limits*") {
+        Some(i) => text[..i].trim().to_string(),
+        None => text,
+    }
 }
 
 fn clean_text(s: &str) -> String {

@@ -29,7 +29,9 @@ async fn server() -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|_req| async {
@@ -90,23 +92,19 @@ where
     }
     let total = began.elapsed();
     all.sort();
-    Series { p50: percentile(&all, 0.5), p99: percentile(&all, 0.99), per_sec: n as f64 / total.as_secs_f64() }
-}
-
-/// Runs a child process to completion and returns (wall time, its peak RSS in KiB).
-fn child_peak(cmd: &mut std::process::Command) -> (Duration, u64, std::process::Output) {
-    let t = Instant::now();
-    let out = cmd.output().expect("child runs");
-    let took = t.elapsed();
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    (took, ru.ru_maxrss as u64, out)
+    Series {
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        per_sec: n as f64 / total.as_secs_f64(),
+    }
 }
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -142,7 +140,8 @@ async fn main() {
 
     // Native floor: the same request with a keep-alive client.
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
     let client = Arc::new(client);
     let native_req = {
         let url = format!("{url}/api/lists");
@@ -172,51 +171,109 @@ async fn main() {
             }
         }
     };
+    // Where the time goes: a call the component refuses before any request (instantiate, run
+    // the guest's validation, return) — the fixed cost of the sandbox per call.
+    let refuse_call = {
+        let h = h.clone();
+        move || {
+            let h = h.clone();
+            async move {
+                let out = h.call("get_list", "{}").await;
+                assert!(out.result.is_err());
+            }
+        }
+    };
     // Warm-up, then measure; native and component interleaved per series.
     measure(200, 1, native_req.clone()).await;
     measure(200, 1, harness_call.clone()).await;
     let native1 = measure(n, 1, native_req.clone()).await;
     let comp1 = measure(n, 1, harness_call.clone()).await;
+    let refuse1 = measure(n, 1, refuse_call.clone()).await;
     let native_c = measure(n, conc, native_req.clone()).await;
     let comp_c = measure(n, conc, harness_call.clone()).await;
 
     // The CLI and the MCP server as separate processes (precompiled component cached).
-    let bin = std::env::current_exe().unwrap().with_file_name("klaviyo-harness");
-    let (cli_time, cli_rss, out) = child_peak(
-        std::process::Command::new(&bin).args(["call", "get_lists"]).env("KLAVIYO_BASE_URL", &url).env("KLAVIYO_API_KEY", KEY),
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mcp = mcp_startup(&bin, &url).await;
+    let bin = std::env::current_exe()
+        .unwrap()
+        .with_file_name("klaviyo-harness");
+    let t = Instant::now();
+    let child = std::process::Command::new(&bin)
+        .args(["call", "get_lists"])
+        .env("KLAVIYO_BASE_URL", &url)
+        .env("KLAVIYO_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli_rss = wait_rss(child);
+    let cli_time = t.elapsed();
+    let mcp = tokio::task::block_in_place(|| mcp_startup(&bin, &url));
 
     let size = std::fs::metadata(&component).unwrap().len();
     let ratio1 = comp1.p50.as_secs_f64() / native1.p50.as_secs_f64();
     let ratio_c = native_c.per_sec / comp_c.per_sec;
-    println!("\nbench: {n} calls of get_lists per series against 127.0.0.1 (same server for all)\n");
+    println!(
+        "\nbench: {n} calls of get_lists per series against 127.0.0.1 (same server for all)\n"
+    );
     println!("| series | p50 µs | p99 µs | calls/s |\n|---|---:|---:|---:|");
-    for (name, s) in [("native keep-alive, 1 at a time", &native1), ("component via harness, 1 at a time", &comp1),
-        (&*format!("native keep-alive, {conc} concurrent"), &native_c), (&*format!("component via harness, {conc} concurrent"), &comp_c)] {
-        println!("| {name} | {:.0} | {:.0} | {:.0} |", us(s.p50), us(s.p99), s.per_sec);
+    for (name, s) in [
+        ("native keep-alive, 1 at a time", &native1),
+        ("component via harness, 1 at a time", &comp1),
+        (
+            "component, refused before sending (no HTTP), 1 at a time",
+            &refuse1,
+        ),
+        (&*format!("native keep-alive, {conc} concurrent"), &native_c),
+        (
+            &*format!("component via harness, {conc} concurrent"),
+            &comp_c,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            us(s.p50),
+            us(s.p99),
+            s.per_sec
+        );
     }
     println!("\nratio component/native p50 (1 at a time): {ratio1:.2}x; throughput ratio native/component ({conc} concurrent): {ratio_c:.2}x");
-    println!("start-up, precompiled component → first answered call: {:.1} ms", startup.as_secs_f64() * 1e3);
-    println!("Component::new cold compile: {:.0} ms", cold_compile.as_secs_f64() * 1e3);
-    println!("CLI `call get_lists` (spawn → exit): {:.1} ms", cli_time.as_secs_f64() * 1e3);
-    println!("MCP `serve`: spawn → tools/list answered: discovery {:.1} ms, all {:.1} ms", mcp["discovery_ms"].as_f64().unwrap(), mcp["all_ms"].as_f64().unwrap());
+    println!(
+        "start-up, precompiled component → first answered call: {:.1} ms",
+        startup.as_secs_f64() * 1e3
+    );
+    println!(
+        "Component::new cold compile: {:.0} ms",
+        cold_compile.as_secs_f64() * 1e3
+    );
+    println!(
+        "CLI `call get_lists` (spawn → exit): {:.1} ms",
+        cli_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "MCP `serve`: spawn → tools/list answered: discovery {:.1} ms, all {:.1} ms",
+        mcp["discovery_ms"].as_f64().unwrap(),
+        mcp["all_ms"].as_f64().unwrap()
+    );
     println!("tools/list size: discovery {} bytes, all {} bytes, --toolsets profiles,lists {} bytes, --read-only all {} bytes",
         mcp["discovery_bytes"], mcp["all_bytes"], mcp["toolsets_bytes"], mcp["read_only_bytes"]);
-    println!("peak RSS of child processes (CLI call, MCP servers): {:.1} MB", cli_rss.max(mcp["peak_rss_kib"].as_u64().unwrap()) as f64 / 1024.0);
+    println!(
+        "peak RSS: CLI call {:.1} MB; MCP serve discovery {:.1} MB, all {:.1} MB",
+        cli_rss as f64 / 1024.0,
+        mcp["discovery_peak_rss_mb"].as_f64().unwrap(),
+        mcp["all_peak_rss_mb"].as_f64().unwrap()
+    );
     println!("component size: {:.2} MB ({size} bytes)", size as f64 / 1e6);
     let report = json!({
         "calls": n, "concurrency": conc,
         "native_1": {"p50_us": us(native1.p50), "p99_us": us(native1.p99), "per_sec": native1.per_sec},
         "component_1": {"p50_us": us(comp1.p50), "p99_us": us(comp1.p99), "per_sec": comp1.per_sec},
+        "component_refused_no_http_1": {"p50_us": us(refuse1.p50), "p99_us": us(refuse1.p99), "per_sec": refuse1.per_sec},
         "native_concurrent": {"p50_us": us(native_c.p50), "p99_us": us(native_c.p99), "per_sec": native_c.per_sec},
         "component_concurrent": {"p50_us": us(comp_c.p50), "p99_us": us(comp_c.p99), "per_sec": comp_c.per_sec},
         "ratio_p50_single": ratio1, "ratio_throughput_concurrent": ratio_c,
         "startup_precompiled_first_call_ms": startup.as_secs_f64() * 1e3,
         "cold_compile_ms": cold_compile.as_secs_f64() * 1e3,
         "cli_call_ms": cli_time.as_secs_f64() * 1e3,
-        "peak_rss_mb": cli_rss.max(mcp["peak_rss_kib"].as_u64().unwrap()) as f64 / 1024.0,
+        "cli_peak_rss_mb": cli_rss as f64 / 1024.0,
         "mcp": mcp, "component_bytes": size,
     });
     if let Some(d) = json_path.parent() {
@@ -227,18 +284,30 @@ async fn main() {
     let _ = std::fs::remove_file(audit);
 }
 
+/// Waits for a child and returns its own peak RSS in KiB (wait4's rusage is per child).
+fn wait_rss(child: std::process::Child) -> u64 {
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid, writing into locals we own.
+    unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    ru.ru_maxrss as u64
+}
+
 /// Spawns `serve` per mode, speaks just enough MCP for `tools/list`, and times it.
-async fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
+    use std::io::{BufRead, BufReader, Write};
     let mut out = json!({});
     for (key, args) in [
         ("discovery", vec![]),
         ("all", vec!["--mode", "all"]),
-        ("toolsets", vec!["--mode", "all", "--toolsets", "profiles,lists"]),
+        (
+            "toolsets",
+            vec!["--mode", "all", "--toolsets", "profiles,lists"],
+        ),
         ("read_only", vec!["--mode", "all", "--read-only"]),
     ] {
         let t = Instant::now();
-        let mut child = tokio::process::Command::new(bin)
+        let mut child = std::process::Command::new(bin)
             .arg("serve")
             .args(&args)
             .env("KLAVIYO_BASE_URL", url)
@@ -255,10 +324,12 @@ async fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
         ];
         for m in msgs {
-            stdin.write_all(format!("{m}\n").as_bytes()).await.unwrap();
+            stdin.write_all(format!("{m}\n").as_bytes()).unwrap();
         }
+        stdin.flush().unwrap();
         let mut bytes = 0;
-        while let Some(line) = lines.next_line().await.unwrap() {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
             if line.contains(r#""id":2"#) {
                 let v: Value = serde_json::from_str(&line).unwrap();
                 bytes = serde_json::to_string(&v["result"]["tools"]).unwrap().len();
@@ -267,13 +338,10 @@ async fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
         }
         let took = t.elapsed();
         drop(stdin);
-        let _ = child.wait().await;
+        let rss = wait_rss(child);
         out[format!("{key}_ms")] = json!(took.as_secs_f64() * 1e3);
         out[format!("{key}_bytes")] = json!(bytes);
+        out[format!("{key}_peak_rss_mb")] = json!(rss as f64 / 1024.0);
     }
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    out["peak_rss_kib"] = json!(ru.ru_maxrss);
     out
 }

@@ -30,8 +30,10 @@ pub mod generated {
     mod operations;
     pub use operations::*;
 
-    /// JSON Schema `$defs` of every request body (and what they reference).
-    pub static SCHEMA_DEFS: &str = include_str!("generated/schemas.json");
+    /// JSON Schema `$defs` of every request body (and what they reference), deflated by
+    /// `build.rs` from `generated/schemas.json`; see [`crate::tools::schema_defs`].
+    pub static SCHEMA_DEFS_DEFLATED: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/schemas.json.deflate"));
 }
 
 /// Errors the pure layer can report, a subset of the WIT `api-error`.

@@ -114,7 +114,7 @@ pub enum BodyEncoding {
 pub struct Body {
     pub encoding: BodyEncoding,
     pub required: bool,
-    /// Name of the root schema in [`crate::generated::SCHEMA_DEFS`].
+    /// Name of the root schema in `generated/schemas.json` (see [`crate::tools::schema_defs`]).
     pub schema: &'static str,
     /// The JSON:API `data.type` the body must carry, when the spec fixes one.
     pub data_type: Option<&'static str>,

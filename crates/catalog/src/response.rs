@@ -317,12 +317,16 @@ pub fn compact(body: &str) -> Value {
     let Ok(doc) = serde_json::from_str::<Value>(body) else {
         return Value::String(body.to_string());
     };
-    let Some(obj) = doc.as_object() else { return doc };
+    let Some(obj) = doc.as_object() else {
+        return doc;
+    };
     if !obj.contains_key("data") {
         return doc;
     }
     fn resource(r: &Value) -> Value {
-        let Some(o) = r.as_object() else { return r.clone() };
+        let Some(o) = r.as_object() else {
+            return r.clone();
+        };
         let mut out = serde_json::Map::new();
         for k in ["id", "type", "attributes"] {
             if let Some(v) = o.get(k) {
@@ -377,7 +381,10 @@ mod tests {
             serde_json::json!({"data": [{"id": "L1", "type": "list", "attributes": {"name": "VIP"},
                 "relationships": {"tags": [{"type": "tag", "id": "T1"}]}}], "next_cursor": "abc="})
         );
-        assert_eq!(compact(r#"{"errors":[]}"#), serde_json::json!({"errors": []}));
+        assert_eq!(
+            compact(r#"{"errors":[]}"#),
+            serde_json::json!({"errors": []})
+        );
         assert_eq!(compact(""), Value::String(String::new()));
     }
 

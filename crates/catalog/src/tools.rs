@@ -1,7 +1,7 @@
 //! Tools: every operation plus the composite actions, found by any accepted name, each with a
 //! self-contained JSON Schema of its arguments.
 
-use crate::generated::{COMPOSITES, NAMES, OPERATIONS, SCHEMA_DEFS};
+use crate::generated::{COMPOSITES, NAMES, OPERATIONS, SCHEMA_DEFS_DEFLATED};
 use crate::{Access, Composite, Error, Kind, Location, Operation, RateLimit};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
@@ -276,8 +276,9 @@ fn param_schema(p: &crate::Param) -> Value {
 pub fn schema_defs() -> &'static Map<String, Value> {
     static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
-        let v: Value =
-            serde_json::from_str(SCHEMA_DEFS).expect("generated schemas.json is valid JSON");
+        let text = miniz_oxide::inflate::decompress_to_vec(SCHEMA_DEFS_DEFLATED)
+            .expect("build.rs deflated the schemas");
+        let v: Value = serde_json::from_slice(&text).expect("generated schemas.json is valid JSON");
         match v {
             Value::Object(mut m) => match m.remove("$defs") {
                 Some(Value::Object(d)) => d,

@@ -240,7 +240,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_account",
         tag: "Accounts",
         title: "Get Account",
-        description: "Retrieve a single account object by its account ID. You can only request the account by which the private API key was generated.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`accounts:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_account.json)",
+        description: "Retrieve a single account object by its account ID. You can only request the account by which the private API key was generated.",
         method: Method::Get,
         path: "/api/accounts/{id}",
         params: &[
@@ -258,7 +258,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_accounts",
         tag: "Accounts",
         title: "Get Accounts",
-        description: "Retrieve the account(s) associated with a given private API key. This will return 1 account object within the array.\n\nYou can use this to retrieve account-specific data (contact information, timezone, currency, Public API key, etc.) or test if a Private API Key belongs to the correct account prior to performing subsequent actions with the API.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`accounts:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_accounts.json)",
+        description: "Retrieve the account(s) associated with a given private API key. This will return 1 account object within the array.\n\nYou can use this to retrieve account-specific data (contact information, timezone, currency, Public API key, etc.) or test if a Private API Key belongs to the correct account prior to performing subsequent actions with the API.",
         method: Method::Get,
         path: "/api/accounts",
         params: &[
@@ -275,7 +275,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "assign_template_to_campaign_message",
         tag: "Campaigns",
         title: "Assign Template to Campaign Message",
-        description: "Creates a non-reusable version of the template and assigns it to the message.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/assign_template_to_campaign_message.json)",
+        description: "Creates a non-reusable version of the template and assigns it to the message.",
         method: Method::Post,
         path: "/api/campaign-message-assign-template",
         params: &[
@@ -292,7 +292,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "cancel_campaign_send",
         tag: "Campaigns",
         title: "Cancel Campaign Send",
-        description: "Permanently cancel the campaign, setting the status to CANCELED or\nrevert the campaign, setting the status back to DRAFT\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/cancel_campaign_send.json)",
+        description: "Permanently cancel the campaign, setting the status to CANCELED or\nrevert the campaign, setting the status back to DRAFT",
         method: Method::Patch,
         path: "/api/campaign-send-jobs/{id}",
         params: &[
@@ -309,7 +309,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_campaign",
         tag: "Campaigns",
         title: "Create Campaign",
-        description: "Creates a campaign given a set of parameters, then returns it.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_campaign.json)",
+        description: "Creates a campaign given a set of parameters, then returns it.",
         method: Method::Post,
         path: "/api/campaigns",
         params: &[
@@ -326,7 +326,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_campaign_clone",
         tag: "Campaigns",
         title: "Create Campaign Clone",
-        description: "Clones an existing campaign, returning a new campaign based on the original with a new ID and name.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_campaign_clone.json)",
+        description: "Clones an existing campaign, returning a new campaign based on the original with a new ID and name.",
         method: Method::Post,
         path: "/api/campaign-clone",
         params: &[
@@ -343,7 +343,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_campaign",
         tag: "Campaigns",
         title: "Delete Campaign",
-        description: "Delete a campaign with the given campaign ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_campaign.json)",
+        description: "Delete a campaign with the given campaign ID.",
         method: Method::Delete,
         path: "/api/campaigns/{id}",
         params: &[
@@ -360,7 +360,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign",
         tag: "Campaigns",
         title: "Get Campaign",
-        description: "Returns a specific campaign based on a required id.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign.json)",
+        description: "Returns a specific campaign based on a required id.",
         method: Method::Get,
         path: "/api/campaigns/{id}",
         params: &[
@@ -381,7 +381,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_for_campaign_message",
         tag: "Campaigns",
         title: "Get Campaign for Campaign Message",
-        description: "Return the related campaign\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_for_campaign_message.json)",
+        description: "Return the related campaign",
         method: Method::Get,
         path: "/api/campaign-messages/{id}/campaign",
         params: &[
@@ -399,7 +399,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_id_for_campaign_message",
         tag: "Campaigns",
         title: "Get Campaign ID for Campaign Message",
-        description: "Returns the ID of the related campaign\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_id_for_campaign_message.json)",
+        description: "Returns the ID of the related campaign",
         method: Method::Get,
         path: "/api/campaign-messages/{id}/relationships/campaign",
         params: &[
@@ -416,7 +416,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_message",
         tag: "Campaigns",
         title: "Get Campaign Message",
-        description: "Returns a specific message based on a required id.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_message.json)",
+        description: "Returns a specific message based on a required id.",
         method: Method::Get,
         path: "/api/campaign-messages/{id}",
         params: &[
@@ -438,7 +438,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_recipient_estimation",
         tag: "Campaigns",
         title: "Get Campaign Recipient Estimation",
-        description: "Get the estimated recipient count for a campaign with the provided campaign ID.\nYou can refresh this count by using the `Create Campaign Recipient Estimation Job` endpoint.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_recipient_estimation.json)",
+        description: "Get the estimated recipient count for a campaign with the provided campaign ID.\nYou can refresh this count by using the `Create Campaign Recipient Estimation Job` endpoint.",
         method: Method::Get,
         path: "/api/campaign-recipient-estimations/{id}",
         params: &[
@@ -456,7 +456,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_recipient_estimation_job",
         tag: "Campaigns",
         title: "Get Campaign Recipient Estimation Job",
-        description: "Retrieve the status of a recipient estimation job triggered\nwith the `Create Campaign Recipient Estimation Job` endpoint.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_recipient_estimation_job.json)",
+        description: "Retrieve the status of a recipient estimation job triggered\nwith the `Create Campaign Recipient Estimation Job` endpoint.",
         method: Method::Get,
         path: "/api/campaign-recipient-estimation-jobs/{id}",
         params: &[
@@ -474,7 +474,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_send_job",
         tag: "Campaigns",
         title: "Get Campaign Send Job",
-        description: "Get a campaign send job\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_send_job.json)",
+        description: "Get a campaign send job",
         method: Method::Get,
         path: "/api/campaign-send-jobs/{id}",
         params: &[
@@ -492,7 +492,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaigns",
         tag: "Campaigns",
         title: "Get Campaigns",
-        description: "Returns some or all campaigns based on filters.\n\nA channel filter is required to list campaigns. Please provide either:\n`?filter=equals(messages.channel,'email')` to list email campaigns, or\n`?filter=equals(messages.channel,'sms')` to list SMS campaigns.\n`?filter=equals(messages.channel,'mobile_push')` to list mobile push campaigns.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaigns.json)",
+        description: "Returns some or all campaigns based on filters.\n\nA channel filter is required to list campaigns. Please provide either:\n`?filter=equals(messages.channel,'email')` to list email campaigns, or\n`?filter=equals(messages.channel,'sms')` to list SMS campaigns.\n`?filter=equals(messages.channel,'mobile_push')` to list mobile push campaigns.",
         method: Method::Get,
         path: "/api/campaigns",
         params: &[
@@ -516,7 +516,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_image_for_campaign_message",
         tag: "Campaigns",
         title: "Get Image for Campaign Message",
-        description: "Return the related image for a given campaign message\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n`images:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_image_for_campaign_message.json)",
+        description: "Return the related image for a given campaign message",
         method: Method::Get,
         path: "/api/campaign-messages/{id}/image",
         params: &[
@@ -534,7 +534,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_image_id_for_campaign_message",
         tag: "Campaigns",
         title: "Get Image ID for Campaign Message",
-        description: "Returns the ID of the related image\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n`images:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_image_id_for_campaign_message.json)",
+        description: "Returns the ID of the related image",
         method: Method::Get,
         path: "/api/campaign-messages/{id}/relationships/image",
         params: &[
@@ -551,7 +551,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_message_ids_for_campaign",
         tag: "Campaigns",
         title: "Get Message IDs for Campaign",
-        description: "Returns the IDs of all messages associated with the given campaign.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_message_ids_for_campaign.json)",
+        description: "Returns the IDs of all messages associated with the given campaign.",
         method: Method::Get,
         path: "/api/campaigns/{id}/relationships/campaign-messages",
         params: &[
@@ -568,7 +568,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_messages_for_campaign",
         tag: "Campaigns",
         title: "Get Messages for Campaign",
-        description: "Return all messages that belong to the given campaign.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_messages_for_campaign.json)",
+        description: "Return all messages that belong to the given campaign.",
         method: Method::Get,
         path: "/api/campaigns/{id}/campaign-messages",
         params: &[
@@ -590,7 +590,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_ids_for_campaign",
         tag: "Campaigns",
         title: "Get Tag IDs for Campaign",
-        description: "Returns the IDs of all tags associated with the given campaign.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`campaigns:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_ids_for_campaign.json)",
+        description: "Returns the IDs of all tags associated with the given campaign.",
         method: Method::Get,
         path: "/api/campaigns/{id}/relationships/tags",
         params: &[
@@ -607,7 +607,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tags_for_campaign",
         tag: "Campaigns",
         title: "Get Tags for Campaign",
-        description: "Return all tags that belong to the given campaign.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`campaigns:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tags_for_campaign.json)",
+        description: "Return all tags that belong to the given campaign.",
         method: Method::Get,
         path: "/api/campaigns/{id}/tags",
         params: &[
@@ -625,7 +625,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_template_for_campaign_message",
         tag: "Campaigns",
         title: "Get Template for Campaign Message",
-        description: "Return the related template\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_template_for_campaign_message.json)",
+        description: "Return the related template",
         method: Method::Get,
         path: "/api/campaign-messages/{id}/template",
         params: &[
@@ -643,7 +643,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_template_id_for_campaign_message",
         tag: "Campaigns",
         title: "Get Template ID for Campaign Message",
-        description: "Returns the ID of the related template\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:read`\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_template_id_for_campaign_message.json)",
+        description: "Returns the ID of the related template",
         method: Method::Get,
         path: "/api/campaign-messages/{id}/relationships/template",
         params: &[
@@ -660,7 +660,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "refresh_campaign_recipient_estimation",
         tag: "Campaigns",
         title: "Refresh Campaign Recipient Estimation",
-        description: "Trigger an asynchronous job to update the estimated number of recipients\nfor the given campaign ID. Use the `Get Campaign Recipient Estimation\nJob` endpoint to retrieve the status of this estimation job. Use the\n`Get Campaign Recipient Estimation` endpoint to retrieve the estimated\nrecipient count for a given campaign.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/refresh_campaign_recipient_estimation.json)",
+        description: "Trigger an asynchronous job to update the estimated number of recipients\nfor the given campaign ID. Use the `Get Campaign Recipient Estimation\nJob` endpoint to retrieve the status of this estimation job. Use the\n`Get Campaign Recipient Estimation` endpoint to retrieve the estimated\nrecipient count for a given campaign.",
         method: Method::Post,
         path: "/api/campaign-recipient-estimation-jobs",
         params: &[
@@ -677,7 +677,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "send_campaign",
         tag: "Campaigns",
         title: "Send Campaign",
-        description: "Trigger a campaign to send asynchronously\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/send_campaign.json)",
+        description: "Trigger a campaign to send asynchronously",
         method: Method::Post,
         path: "/api/campaign-send-jobs",
         params: &[
@@ -694,7 +694,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_campaign",
         tag: "Campaigns",
         title: "Update Campaign",
-        description: "Update a campaign with the given campaign ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_campaign.json)",
+        description: "Update a campaign with the given campaign ID.",
         method: Method::Patch,
         path: "/api/campaigns/{id}",
         params: &[
@@ -712,7 +712,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_campaign_message",
         tag: "Campaigns",
         title: "Update Campaign Message",
-        description: "Update a campaign message\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_campaign_message.json)",
+        description: "Update a campaign message",
         method: Method::Patch,
         path: "/api/campaign-messages/{id}",
         params: &[
@@ -730,7 +730,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_image_for_campaign_message",
         tag: "Campaigns",
         title: "Update Image for Campaign Message",
-        description: "Update a campaign message image\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`campaigns:write`\n`images:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_image_for_campaign_message.json)",
+        description: "Update a campaign message image",
         method: Method::Patch,
         path: "/api/campaign-messages/{id}/relationships/image",
         params: &[
@@ -747,7 +747,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "add_categories_to_catalog_item",
         tag: "Catalogs",
         title: "Add Categories to Catalog Item",
-        description: "Create a new catalog category relationship for the given item ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/add_categories_to_catalog_item.json)",
+        description: "Create a new catalog category relationship for the given item ID.",
         method: Method::Post,
         path: "/api/catalog-items/{id}/relationships/categories",
         params: &[
@@ -764,7 +764,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "add_items_to_catalog_category",
         tag: "Catalogs",
         title: "Add Items to Catalog Category",
-        description: "Create a new item relationship for the given category ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/add_items_to_catalog_category.json)",
+        description: "Create a new item relationship for the given category ID.",
         method: Method::Post,
         path: "/api/catalog-categories/{id}/relationships/items",
         params: &[
@@ -781,7 +781,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_catalog_categories",
         tag: "Catalogs",
         title: "Bulk Create Catalog Categories",
-        description: "Create a catalog category bulk create job to create a batch of catalog categories.\n\nAccepts up to 100 catalog categories per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_catalog_categories.json)",
+        description: "Create a catalog category bulk create job to create a batch of catalog categories.\n\nAccepts up to 100 catalog categories per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-category-bulk-create-jobs",
         params: &[
@@ -798,7 +798,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_catalog_items",
         tag: "Catalogs",
         title: "Bulk Create Catalog Items",
-        description: "Create a catalog item bulk create job to create a batch of catalog items.\n\nAccepts up to 100 catalog items per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_catalog_items.json)",
+        description: "Create a catalog item bulk create job to create a batch of catalog items.\n\nAccepts up to 100 catalog items per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-item-bulk-create-jobs",
         params: &[
@@ -815,7 +815,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_catalog_variants",
         tag: "Catalogs",
         title: "Bulk Create Catalog Variants",
-        description: "Create a catalog variant bulk create job to create a batch of catalog variants.\n\nAccepts up to 100 catalog variants per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_catalog_variants.json)",
+        description: "Create a catalog variant bulk create job to create a batch of catalog variants.\n\nAccepts up to 100 catalog variants per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-variant-bulk-create-jobs",
         params: &[
@@ -832,7 +832,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_delete_catalog_categories",
         tag: "Catalogs",
         title: "Bulk Delete Catalog Categories",
-        description: "Create a catalog category bulk delete job to delete a batch of catalog categories.\n\nAccepts up to 100 catalog categories per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_delete_catalog_categories.json)",
+        description: "Create a catalog category bulk delete job to delete a batch of catalog categories.\n\nAccepts up to 100 catalog categories per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-category-bulk-delete-jobs",
         params: &[
@@ -849,7 +849,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_delete_catalog_items",
         tag: "Catalogs",
         title: "Bulk Delete Catalog Items",
-        description: "Create a catalog item bulk delete job to delete a batch of catalog items.\n\nAccepts up to 100 catalog items per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_delete_catalog_items.json)",
+        description: "Create a catalog item bulk delete job to delete a batch of catalog items.\n\nAccepts up to 100 catalog items per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-item-bulk-delete-jobs",
         params: &[
@@ -866,7 +866,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_delete_catalog_variants",
         tag: "Catalogs",
         title: "Bulk Delete Catalog Variants",
-        description: "Create a catalog variant bulk delete job to delete a batch of catalog variants.\n\nAccepts up to 100 catalog variants per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_delete_catalog_variants.json)",
+        description: "Create a catalog variant bulk delete job to delete a batch of catalog variants.\n\nAccepts up to 100 catalog variants per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-variant-bulk-delete-jobs",
         params: &[
@@ -883,7 +883,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_update_catalog_categories",
         tag: "Catalogs",
         title: "Bulk Update Catalog Categories",
-        description: "Create a catalog category bulk update job to update a batch of catalog categories.\n\nAccepts up to 100 catalog categories per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_update_catalog_categories.json)",
+        description: "Create a catalog category bulk update job to update a batch of catalog categories.\n\nAccepts up to 100 catalog categories per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-category-bulk-update-jobs",
         params: &[
@@ -900,7 +900,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_update_catalog_items",
         tag: "Catalogs",
         title: "Bulk Update Catalog Items",
-        description: "Create a catalog item bulk update job to update a batch of catalog items.\n\nAccepts up to 100 catalog items per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_update_catalog_items.json)",
+        description: "Create a catalog item bulk update job to update a batch of catalog items.\n\nAccepts up to 100 catalog items per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-item-bulk-update-jobs",
         params: &[
@@ -917,7 +917,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_update_catalog_variants",
         tag: "Catalogs",
         title: "Bulk Update Catalog Variants",
-        description: "Create a catalog variant bulk update job to update a batch of catalog variants.\n\nAccepts up to 100 catalog variants per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_update_catalog_variants.json)",
+        description: "Create a catalog variant bulk update job to update a batch of catalog variants.\n\nAccepts up to 100 catalog variants per request. The maximum allowed payload size is 5MB.\nThe maximum number of jobs in progress at one time is 500.",
         method: Method::Post,
         path: "/api/catalog-variant-bulk-update-jobs",
         params: &[
@@ -934,7 +934,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_back_in_stock_subscription",
         tag: "Catalogs",
         title: "Create Back In Stock Subscription",
-        description: "Subscribe a profile to receive back in stock notifications. Check out [our Back in Stock API guide](https://developers.klaviyo.com/en/docs/how_to_set_up_custom_back_in_stock) for more details.\n\nThis endpoint is specifically designed to be called from server-side applications. To create subscriptions from client-side contexts, use [POST /client/back-in-stock-subscriptions](https://developers.klaviyo.com/en/reference/create_client_back_in_stock_subscription).\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:write`\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_back_in_stock_subscription.json)",
+        description: "Subscribe a profile to receive back in stock notifications. Check out [our Back in Stock API guide](https://developers.klaviyo.com/en/docs/how_to_set_up_custom_back_in_stock) for more details.\n\nThis endpoint is specifically designed to be called from server-side applications. To create subscriptions from client-side contexts, use [POST /client/back-in-stock-subscriptions](https://developers.klaviyo.com/en/reference/create_client_back_in_stock_subscription).",
         method: Method::Post,
         path: "/api/back-in-stock-subscriptions",
         params: &[
@@ -950,7 +950,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_catalog_category",
         tag: "Catalogs",
         title: "Create Catalog Category",
-        description: "Create a new catalog category.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_catalog_category.json)",
+        description: "Create a new catalog category.",
         method: Method::Post,
         path: "/api/catalog-categories",
         params: &[
@@ -967,7 +967,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_catalog_item",
         tag: "Catalogs",
         title: "Create Catalog Item",
-        description: "Create a new catalog item.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_catalog_item.json)",
+        description: "Create a new catalog item.",
         method: Method::Post,
         path: "/api/catalog-items",
         params: &[
@@ -984,7 +984,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_catalog_variant",
         tag: "Catalogs",
         title: "Create Catalog Variant",
-        description: "Create a new variant for a related catalog item.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_catalog_variant.json)",
+        description: "Create a new variant for a related catalog item.",
         method: Method::Post,
         path: "/api/catalog-variants",
         params: &[
@@ -1001,7 +1001,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_catalog_category",
         tag: "Catalogs",
         title: "Delete Catalog Category",
-        description: "Delete a catalog category using the given category ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_catalog_category.json)",
+        description: "Delete a catalog category using the given category ID.",
         method: Method::Delete,
         path: "/api/catalog-categories/{id}",
         params: &[
@@ -1018,7 +1018,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_catalog_item",
         tag: "Catalogs",
         title: "Delete Catalog Item",
-        description: "Delete a catalog item with the given item ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_catalog_item.json)",
+        description: "Delete a catalog item with the given item ID.",
         method: Method::Delete,
         path: "/api/catalog-items/{id}",
         params: &[
@@ -1035,7 +1035,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_catalog_variant",
         tag: "Catalogs",
         title: "Delete Catalog Variant",
-        description: "Delete a catalog item variant with the given variant ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_catalog_variant.json)",
+        description: "Delete a catalog item variant with the given variant ID.",
         method: Method::Delete,
         path: "/api/catalog-variants/{id}",
         params: &[
@@ -1052,7 +1052,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_catalog_items_job",
         tag: "Catalogs",
         title: "Get Bulk Create Catalog Items Job",
-        description: "Get a catalog item bulk create job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `items`.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_catalog_items_job.json)",
+        description: "Get a catalog item bulk create job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `items`.",
         method: Method::Get,
         path: "/api/catalog-item-bulk-create-jobs/{job_id}",
         params: &[
@@ -1072,7 +1072,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_catalog_items_jobs",
         tag: "Catalogs",
         title: "Get Bulk Create Catalog Items Jobs",
-        description: "Get all catalog item bulk create jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_catalog_items_jobs.json)",
+        description: "Get all catalog item bulk create jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-item-bulk-create-jobs",
         params: &[
@@ -1091,7 +1091,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_categories_job",
         tag: "Catalogs",
         title: "Get Bulk Create Categories Job",
-        description: "Get a catalog category bulk create job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `categories`.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_categories_job.json)",
+        description: "Get a catalog category bulk create job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `categories`.",
         method: Method::Get,
         path: "/api/catalog-category-bulk-create-jobs/{job_id}",
         params: &[
@@ -1111,7 +1111,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_categories_jobs",
         tag: "Catalogs",
         title: "Get Bulk Create Categories Jobs",
-        description: "Get all catalog category bulk create jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_categories_jobs.json)",
+        description: "Get all catalog category bulk create jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-category-bulk-create-jobs",
         params: &[
@@ -1130,7 +1130,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_variants_job",
         tag: "Catalogs",
         title: "Get Bulk Create Variants Job",
-        description: "Get a catalog variant bulk create job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `variants`.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_variants_job.json)",
+        description: "Get a catalog variant bulk create job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `variants`.",
         method: Method::Get,
         path: "/api/catalog-variant-bulk-create-jobs/{job_id}",
         params: &[
@@ -1150,7 +1150,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_variants_jobs",
         tag: "Catalogs",
         title: "Get Bulk Create Variants Jobs",
-        description: "Get all catalog variant bulk create jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_variants_jobs.json)",
+        description: "Get all catalog variant bulk create jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-variant-bulk-create-jobs",
         params: &[
@@ -1169,7 +1169,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_delete_catalog_items_job",
         tag: "Catalogs",
         title: "Get Bulk Delete Catalog Items Job",
-        description: "Get a catalog item bulk delete job with the given job ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_delete_catalog_items_job.json)",
+        description: "Get a catalog item bulk delete job with the given job ID.",
         method: Method::Get,
         path: "/api/catalog-item-bulk-delete-jobs/{job_id}",
         params: &[
@@ -1187,7 +1187,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_delete_catalog_items_jobs",
         tag: "Catalogs",
         title: "Get Bulk Delete Catalog Items Jobs",
-        description: "Get all catalog item bulk delete jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_delete_catalog_items_jobs.json)",
+        description: "Get all catalog item bulk delete jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-item-bulk-delete-jobs",
         params: &[
@@ -1206,7 +1206,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_delete_categories_job",
         tag: "Catalogs",
         title: "Get Bulk Delete Categories Job",
-        description: "Get a catalog category bulk delete job with the given job ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_delete_categories_job.json)",
+        description: "Get a catalog category bulk delete job with the given job ID.",
         method: Method::Get,
         path: "/api/catalog-category-bulk-delete-jobs/{job_id}",
         params: &[
@@ -1224,7 +1224,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_delete_categories_jobs",
         tag: "Catalogs",
         title: "Get Bulk Delete Categories Jobs",
-        description: "Get all catalog category bulk delete jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_delete_categories_jobs.json)",
+        description: "Get all catalog category bulk delete jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-category-bulk-delete-jobs",
         params: &[
@@ -1243,7 +1243,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_delete_variants_job",
         tag: "Catalogs",
         title: "Get Bulk Delete Variants Job",
-        description: "Get a catalog variant bulk delete job with the given job ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_delete_variants_job.json)",
+        description: "Get a catalog variant bulk delete job with the given job ID.",
         method: Method::Get,
         path: "/api/catalog-variant-bulk-delete-jobs/{job_id}",
         params: &[
@@ -1261,7 +1261,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_delete_variants_jobs",
         tag: "Catalogs",
         title: "Get Bulk Delete Variants Jobs",
-        description: "Get all catalog variant bulk delete jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_delete_variants_jobs.json)",
+        description: "Get all catalog variant bulk delete jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-variant-bulk-delete-jobs",
         params: &[
@@ -1280,7 +1280,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_update_catalog_items_job",
         tag: "Catalogs",
         title: "Get Bulk Update Catalog Items Job",
-        description: "Get a catalog item bulk update job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `items`.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_update_catalog_items_job.json)",
+        description: "Get a catalog item bulk update job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `items`.",
         method: Method::Get,
         path: "/api/catalog-item-bulk-update-jobs/{job_id}",
         params: &[
@@ -1300,7 +1300,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_update_catalog_items_jobs",
         tag: "Catalogs",
         title: "Get Bulk Update Catalog Items Jobs",
-        description: "Get all catalog item bulk update jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_update_catalog_items_jobs.json)",
+        description: "Get all catalog item bulk update jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-item-bulk-update-jobs",
         params: &[
@@ -1319,7 +1319,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_update_categories_job",
         tag: "Catalogs",
         title: "Get Bulk Update Categories Job",
-        description: "Get a catalog category bulk update job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `categories`.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_update_categories_job.json)",
+        description: "Get a catalog category bulk update job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `categories`.",
         method: Method::Get,
         path: "/api/catalog-category-bulk-update-jobs/{job_id}",
         params: &[
@@ -1339,7 +1339,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_update_categories_jobs",
         tag: "Catalogs",
         title: "Get Bulk Update Categories Jobs",
-        description: "Get all catalog category bulk update jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_update_categories_jobs.json)",
+        description: "Get all catalog category bulk update jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-category-bulk-update-jobs",
         params: &[
@@ -1358,7 +1358,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_update_variants_job",
         tag: "Catalogs",
         title: "Get Bulk Update Variants Job",
-        description: "Get a catalog variate bulk update job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `variants`.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_update_variants_job.json)",
+        description: "Get a catalog variate bulk update job with the given job ID.\n\nAn `include` parameter can be provided to get the following related resource data: `variants`.",
         method: Method::Get,
         path: "/api/catalog-variant-bulk-update-jobs/{job_id}",
         params: &[
@@ -1378,7 +1378,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_update_variants_jobs",
         tag: "Catalogs",
         title: "Get Bulk Update Variants Jobs",
-        description: "Get all catalog variant bulk update jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_update_variants_jobs.json)",
+        description: "Get all catalog variant bulk update jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/catalog-variant-bulk-update-jobs",
         params: &[
@@ -1397,7 +1397,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_catalog_categories",
         tag: "Catalogs",
         title: "Get Catalog Categories",
-        description: "Get all catalog categories in an account.\n\nCatalog categories can be sorted by the following fields, in ascending and descending order:\n`created`\n\nCurrently, the only supported integration type is `$custom`, and the only supported catalog type is `$default`.\n\nReturns a maximum of 100 categories per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_catalog_categories.json)",
+        description: "Get all catalog categories in an account.\n\nCatalog categories can be sorted by the following fields, in ascending and descending order:\n`created`\n\nCurrently, the only supported integration type is `$custom`, and the only supported catalog type is `$default`.\n\nReturns a maximum of 100 categories per request.",
         method: Method::Get,
         path: "/api/catalog-categories",
         params: &[
@@ -1418,7 +1418,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_catalog_category",
         tag: "Catalogs",
         title: "Get Catalog Category",
-        description: "Get a catalog category with the given category ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_catalog_category.json)",
+        description: "Get a catalog category with the given category ID.",
         method: Method::Get,
         path: "/api/catalog-categories/{id}",
         params: &[
@@ -1436,7 +1436,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_catalog_item",
         tag: "Catalogs",
         title: "Get Catalog Item",
-        description: "Get a specific catalog item with the given item ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_catalog_item.json)",
+        description: "Get a specific catalog item with the given item ID.",
         method: Method::Get,
         path: "/api/catalog-items/{id}",
         params: &[
@@ -1456,7 +1456,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_catalog_items",
         tag: "Catalogs",
         title: "Get Catalog Items",
-        description: "Get all catalog items in an account.\n\nCatalog items can be sorted by the following fields, in ascending and descending order:\n`created`\n\nCurrently, the only supported integration type is `$custom`, and the only supported catalog type is `$default`.\n\nReturns a maximum of 100 items per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_catalog_items.json)",
+        description: "Get all catalog items in an account.\n\nCatalog items can be sorted by the following fields, in ascending and descending order:\n`created`\n\nCurrently, the only supported integration type is `$custom`, and the only supported catalog type is `$default`.\n\nReturns a maximum of 100 items per request.",
         method: Method::Get,
         path: "/api/catalog-items",
         params: &[
@@ -1479,7 +1479,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_catalog_variant",
         tag: "Catalogs",
         title: "Get Catalog Variant",
-        description: "Get a catalog item variant with the given variant ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_catalog_variant.json)",
+        description: "Get a catalog item variant with the given variant ID.",
         method: Method::Get,
         path: "/api/catalog-variants/{id}",
         params: &[
@@ -1497,7 +1497,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_catalog_variants",
         tag: "Catalogs",
         title: "Get Catalog Variants",
-        description: "Get all variants in an account.\n\nVariants can be sorted by the following fields, in ascending and descending order:\n`created`\n\nCurrently, the only supported integration type is `$custom`, and the only supported catalog type is `$default`.\n\nReturns a maximum of 100 variants per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_catalog_variants.json)",
+        description: "Get all variants in an account.\n\nVariants can be sorted by the following fields, in ascending and descending order:\n`created`\n\nCurrently, the only supported integration type is `$custom`, and the only supported catalog type is `$default`.\n\nReturns a maximum of 100 variants per request.",
         method: Method::Get,
         path: "/api/catalog-variants",
         params: &[
@@ -1518,7 +1518,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_categories_for_catalog_item",
         tag: "Catalogs",
         title: "Get Categories for Catalog Item",
-        description: "Get all catalog categories that an item with the given item ID is in.\n\nCatalog categories can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 categories per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_categories_for_catalog_item.json)",
+        description: "Get all catalog categories that an item with the given item ID is in.\n\nCatalog categories can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 categories per request.",
         method: Method::Get,
         path: "/api/catalog-items/{id}/categories",
         params: &[
@@ -1540,7 +1540,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_category_ids_for_catalog_item",
         tag: "Catalogs",
         title: "Get Category IDs for Catalog Item",
-        description: "Get all catalog categories that a particular item is in. Returns a maximum of 100 categories per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_category_ids_for_catalog_item.json)",
+        description: "Get all catalog categories that a particular item is in. Returns a maximum of 100 categories per request.",
         method: Method::Get,
         path: "/api/catalog-items/{id}/relationships/categories",
         params: &[
@@ -1561,7 +1561,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_item_ids_for_catalog_category",
         tag: "Catalogs",
         title: "Get Item IDs for Catalog Category",
-        description: "Get all items in the given category ID. Returns a maximum of 100 items per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_item_ids_for_catalog_category.json)",
+        description: "Get all items in the given category ID. Returns a maximum of 100 items per request.",
         method: Method::Get,
         path: "/api/catalog-categories/{id}/relationships/items",
         params: &[
@@ -1582,7 +1582,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_items_for_catalog_category",
         tag: "Catalogs",
         title: "Get Items for Catalog Category",
-        description: "Get all items in a category with the given category ID.\n\nItems can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 items per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_items_for_catalog_category.json)",
+        description: "Get all items in a category with the given category ID.\n\nItems can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 items per request.",
         method: Method::Get,
         path: "/api/catalog-categories/{id}/items",
         params: &[
@@ -1606,7 +1606,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_variant_ids_for_catalog_item",
         tag: "Catalogs",
         title: "Get Variant IDs for Catalog Item",
-        description: "Get all variants related to the given item ID.\n\nVariants can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 variants per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_variant_ids_for_catalog_item.json)",
+        description: "Get all variants related to the given item ID.\n\nVariants can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 variants per request.",
         method: Method::Get,
         path: "/api/catalog-items/{id}/relationships/variants",
         params: &[
@@ -1627,7 +1627,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_variants_for_catalog_item",
         tag: "Catalogs",
         title: "Get Variants for Catalog Item",
-        description: "Get all variants related to the given item ID.\n\nVariants can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 variants per request.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_variants_for_catalog_item.json)",
+        description: "Get all variants related to the given item ID.\n\nVariants can be sorted by the following fields, in ascending and descending order:\n`created`\n\nReturns a maximum of 100 variants per request.",
         method: Method::Get,
         path: "/api/catalog-items/{id}/variants",
         params: &[
@@ -1649,7 +1649,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_categories_from_catalog_item",
         tag: "Catalogs",
         title: "Remove Categories from Catalog Item",
-        description: "Delete catalog category relationships for the given item ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_categories_from_catalog_item.json)",
+        description: "Delete catalog category relationships for the given item ID.",
         method: Method::Delete,
         path: "/api/catalog-items/{id}/relationships/categories",
         params: &[
@@ -1666,7 +1666,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_items_from_catalog_category",
         tag: "Catalogs",
         title: "Remove Items from Catalog Category",
-        description: "Delete item relationships for the given category ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_items_from_catalog_category.json)",
+        description: "Delete item relationships for the given category ID.",
         method: Method::Delete,
         path: "/api/catalog-categories/{id}/relationships/items",
         params: &[
@@ -1683,7 +1683,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_catalog_category",
         tag: "Catalogs",
         title: "Update Catalog Category",
-        description: "Update a catalog category with the given category ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_catalog_category.json)",
+        description: "Update a catalog category with the given category ID.",
         method: Method::Patch,
         path: "/api/catalog-categories/{id}",
         params: &[
@@ -1701,7 +1701,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_catalog_item",
         tag: "Catalogs",
         title: "Update Catalog Item",
-        description: "Update a catalog item with the given item ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_catalog_item.json)",
+        description: "Update a catalog item with the given item ID.",
         method: Method::Patch,
         path: "/api/catalog-items/{id}",
         params: &[
@@ -1719,7 +1719,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_catalog_variant",
         tag: "Catalogs",
         title: "Update Catalog Variant",
-        description: "Update a catalog item variant with the given variant ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_catalog_variant.json)",
+        description: "Update a catalog item variant with the given variant ID.",
         method: Method::Patch,
         path: "/api/catalog-variants/{id}",
         params: &[
@@ -1737,7 +1737,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_categories_for_catalog_item",
         tag: "Catalogs",
         title: "Update Categories for Catalog Item",
-        description: "Update catalog category relationships for the given item ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_categories_for_catalog_item.json)",
+        description: "Update catalog category relationships for the given item ID.",
         method: Method::Patch,
         path: "/api/catalog-items/{id}/relationships/categories",
         params: &[
@@ -1754,7 +1754,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_items_for_catalog_category",
         tag: "Catalogs",
         title: "Update Items for Catalog Category",
-        description: "Update item relationships for the given category ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`catalogs:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_items_for_catalog_category.json)",
+        description: "Update item relationships for the given category ID.",
         method: Method::Patch,
         path: "/api/catalog-categories/{id}/relationships/items",
         params: &[
@@ -1771,7 +1771,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_client_events",
         tag: "Client",
         title: "Bulk Create Client Events",
-        description: "Create new events to track a profile's activity.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create events from server-side applications, instead use [POST /api/event-bulk-create-jobs](https://developers.klaviyo.com/en/reference/bulk_create_events).\n\nAccepts a maximum of `1000` events per request.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`events:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_client_events.json)",
+        description: "Create new events to track a profile's activity.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create events from server-side applications, instead use [POST /api/event-bulk-create-jobs](https://developers.klaviyo.com/en/reference/bulk_create_events).\n\nAccepts a maximum of `1000` events per request.",
         method: Method::Post,
         path: "/client/event-bulk-create",
         params: &[
@@ -1788,7 +1788,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_client_back_in_stock_subscription",
         tag: "Client",
         title: "Create Client Back In Stock Subscription",
-        description: "Subscribe a profile to receive back in stock notifications. Check out [our Back in Stock API guide](https://developers.klaviyo.com/en/docs/how_to_set_up_custom_back_in_stock) for more details.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create back in stock subscriptions from server-side applications, instead use [POST /api/back-in-stock-subscriptions](https://developers.klaviyo.com/en/reference/create_back_in_stock_subscription).\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`catalogs:write`\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_client_back_in_stock_subscription.json)",
+        description: "Subscribe a profile to receive back in stock notifications. Check out [our Back in Stock API guide](https://developers.klaviyo.com/en/docs/how_to_set_up_custom_back_in_stock) for more details.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create back in stock subscriptions from server-side applications, instead use [POST /api/back-in-stock-subscriptions](https://developers.klaviyo.com/en/reference/create_back_in_stock_subscription).",
         method: Method::Post,
         path: "/client/back-in-stock-subscriptions",
         params: &[
@@ -1805,7 +1805,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_client_event",
         tag: "Client",
         title: "Create Client Event",
-        description: "Create a new event to track a profile's activity.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create events from server-side applications, instead use [POST /api/events](https://developers.klaviyo.com/en/reference/create_event).\n\nNote that to update a profile's existing identifiers (e.g., email), you must use a server-side endpoint authenticated by a private API key. Attempts to do so via client-side endpoints will return a 202, however the identifier field(s) will not be updated.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_client_event.json)",
+        description: "Create a new event to track a profile's activity.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create events from server-side applications, instead use [POST /api/events](https://developers.klaviyo.com/en/reference/create_event).\n\nNote that to update a profile's existing identifiers (e.g., email), you must use a server-side endpoint authenticated by a private API key. Attempts to do so via client-side endpoints will return a 202, however the identifier field(s) will not be updated.",
         method: Method::Post,
         path: "/client/events",
         params: &[
@@ -1822,7 +1822,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_client_profile",
         tag: "Client",
         title: "Create or Update Client Profile",
-        description: "Create or update properties about a profile without tracking an associated event.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create or update profiles from server-side applications, instead use [POST /api/profile-import](https://developers.klaviyo.com/en/reference/create_or_update_profile).\n\nNote that to update a profile's existing identifiers (e.g., email), you must use a server-side endpoint authenticated by a private API key. Attempts to do so via client-side endpoints will return a 202, however the identifier field(s) will not be updated.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_client_profile.json)",
+        description: "Create or update properties about a profile without tracking an associated event.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo create or update profiles from server-side applications, instead use [POST /api/profile-import](https://developers.klaviyo.com/en/reference/create_or_update_profile).\n\nNote that to update a profile's existing identifiers (e.g., email), you must use a server-side endpoint authenticated by a private API key. Attempts to do so via client-side endpoints will return a 202, however the identifier field(s) will not be updated.",
         method: Method::Post,
         path: "/client/profiles",
         params: &[
@@ -1839,7 +1839,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_client_push_token",
         tag: "Client",
         title: "Create or Update Client Push Token",
-        description: "Create or update a push token.\n\nThis endpoint is specifically designed to be called from our mobile SDKs ([iOS](https://github.com/klaviyo/klaviyo-swift-sdk) and [Android](https://github.com/klaviyo/klaviyo-android-sdk)) and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\nYou must have push notifications enabled to use this endpoint.\n\nTo migrate push tokens from another platform to Klaviyo, please use our server-side [POST /api/push-tokens](https://developers.klaviyo.com/en/reference/create_push_token) endpoint instead.\n\n*Rate limits*:\nBurst: `150/s`\nSteady: `1400/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_client_push_token.json)",
+        description: "Create or update a push token.\n\nThis endpoint is specifically designed to be called from our mobile SDKs ([iOS](https://github.com/klaviyo/klaviyo-swift-sdk) and [Android](https://github.com/klaviyo/klaviyo-android-sdk)) and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\nYou must have push notifications enabled to use this endpoint.\n\nTo migrate push tokens from another platform to Klaviyo, please use our server-side [POST /api/push-tokens](https://developers.klaviyo.com/en/reference/create_push_token) endpoint instead.",
         method: Method::Post,
         path: "/client/push-tokens",
         params: &[
@@ -1856,7 +1856,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_client_review",
         tag: "Client",
         title: "Create Client Review",
-        description: "Create a review with the given ID. This endpoint is for client-side environments only.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_client_review.json)",
+        description: "Create a review with the given ID. This endpoint is for client-side environments only.",
         method: Method::Post,
         path: "/client/reviews",
         params: &[
@@ -1873,7 +1873,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_client_subscription",
         tag: "Client",
         title: "Create Client Subscription",
-        description: "Creates a subscription and consent record for email and/or SMS channels based on the provided `email` and `phone_number` attributes, respectively. One of either `email` or `phone_number` must be provided.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo subscribe profiles from server-side applications, instead use [POST /api/profile-subscription-bulk-create-jobs](https://developers.klaviyo.com/en/reference/subscribe_profiles).\n\nProfiles can be opted into multiple channels: email marketing, SMS marketing, and SMS transactional. You can specify the channel(s) to subscribe the profile to by providing a subscriptions object in the profile attributes.\n\nIf you include a subscriptions object, only channels in that object will be subscribed.  You can use this to update `email` or `phone` on the profile without subscribing them, for example, by setting the profile property but omitting that channel in the subscriptions object. If a subscriptions object is not provided, subscriptions are defaulted to `MARKETING`.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `750/m`\n\n**Scopes:**\n`subscriptions:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_client_subscription.json)",
+        description: "Creates a subscription and consent record for email and/or SMS channels based on the provided `email` and `phone_number` attributes, respectively. One of either `email` or `phone_number` must be provided.\n\nThis endpoint is specifically designed to be called from publicly-browseable, client-side environments only and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\n\nDo not use this endpoint from server-side applications.\nTo subscribe profiles from server-side applications, instead use [POST /api/profile-subscription-bulk-create-jobs](https://developers.klaviyo.com/en/reference/subscribe_profiles).\n\nProfiles can be opted into multiple channels: email marketing, SMS marketing, and SMS transactional. You can specify the channel(s) to subscribe the profile to by providing a subscriptions object in the profile attributes.\n\nIf you include a subscriptions object, only channels in that object will be subscribed.  You can use this to update `email` or `phone` on the profile without subscribing them, for example, by setting the profile property but omitting that channel in the subscriptions object. If a subscriptions object is not provided, subscriptions are defaulted to `MARKETING`.",
         method: Method::Post,
         path: "/client/subscriptions",
         params: &[
@@ -1890,7 +1890,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_client_geofences",
         tag: "Client",
         title: "Get Client Geofences",
-        description: "Get all geofences in an account.\n\nReturns a paginated list of all geofences for the specified company.\nThis is the GA API endpoint designed for mobile SDK consumption.\nNo authentication required.\n\nReturns a maximum of 100 results per page (default 20).\n\nThis API supports filtering via header instead of query param. Provide\n`X-Klaviyo-API-Filters` header to filter geofences. We don't use regular\nquery param filters here because lat and long are sensitive information.\n\nSupported filters:\n- `lat` (equals) - Latitude coordinate for distance-based sorting\n- `lng` (equals) - Longitude coordinate for distance-based sorting\n\nWhen both lat and lng are provided, geofences are returned sorted by\ndistance from the specified coordinates (closest first).\n\nExample filter header:\n`X-Klaviyo-API-Filters: and(equals(lat,40.7128),equals(lng,-74.0060))`\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_client_geofences.json)",
+        description: "Get all geofences in an account.\n\nReturns a paginated list of all geofences for the specified company.\nThis is the GA API endpoint designed for mobile SDK consumption.\nNo authentication required.\n\nReturns a maximum of 100 results per page (default 20).\n\nThis API supports filtering via header instead of query param. Provide\n`X-Klaviyo-API-Filters` header to filter geofences. We don't use regular\nquery param filters here because lat and long are sensitive information.\n\nSupported filters:\n- `lat` (equals) - Latitude coordinate for distance-based sorting\n- `lng` (equals) - Longitude coordinate for distance-based sorting\n\nWhen both lat and lng are provided, geofences are returned sorted by\ndistance from the specified coordinates (closest first).\n\nExample filter header:\n`X-Klaviyo-API-Filters: and(equals(lat,40.7128),equals(lng,-74.0060))`",
         method: Method::Get,
         path: "/client/geofences",
         params: &[
@@ -1911,7 +1911,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_client_ip_allowlist",
         tag: "Client",
         title: "Get Client IP Allowlist",
-        description: "Return the current integration-egress IP allow list.\n\nThis is a singleton resource addressed at the fixed id\n``integration-egress``: call ``GET /client/ip-allowlists/integration-egress``\n(not ``GET /client/ip-allowlists``). Any other id returns 404.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_client_ip_allowlist.json)",
+        description: "Return the current integration-egress IP allow list.\n\nThis is a singleton resource addressed at the fixed id\n``integration-egress``: call ``GET /client/ip-allowlists/integration-egress``\n(not ``GET /client/ip-allowlists``). Any other id returns 404.",
         method: Method::Get,
         path: "/client/ip-allowlists/{id}",
         params: &[
@@ -1930,7 +1930,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_client_review_values_reports",
         tag: "Client",
         title: "Get Client Review Values Reports",
-        description: "Get all reviews values reports in an account.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_client_review_values_reports.json)",
+        description: "Get all reviews values reports in an account.",
         method: Method::Get,
         path: "/client/review-values-reports",
         params: &[
@@ -1954,7 +1954,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_client_reviews",
         tag: "Client",
         title: "Get Client Reviews",
-        description: "Get all reviews. This endpoint is for client-side environments only, for server-side use, refer to https://developers.klaviyo.com/en/reference/get_reviews\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_client_reviews.json)",
+        description: "Get all reviews. This endpoint is for client-side environments only, for server-side use, refer to https://developers.klaviyo.com/en/reference/get_reviews",
         method: Method::Get,
         path: "/client/reviews",
         params: &[
@@ -1976,7 +1976,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "unregister_client_push_token",
         tag: "Client",
         title: "Unregister Client Push Token",
-        description: "Unregister a push token.\n\nThis endpoint is specifically designed to be called from our mobile SDKs ([iOS](https://github.com/klaviyo/klaviyo-swift-sdk) and [Android](https://github.com/klaviyo/klaviyo-android-sdk)) and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\nYou must have push notifications enabled to use this endpoint.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/unregister_client_push_token.json)",
+        description: "Unregister a push token.\n\nThis endpoint is specifically designed to be called from our mobile SDKs ([iOS](https://github.com/klaviyo/klaviyo-swift-sdk) and [Android](https://github.com/klaviyo/klaviyo-android-sdk)) and requires a [public API key (site ID)](https://www.klaviyo.com/settings/account/api-keys). Never use a private API key with our client-side endpoints.\nYou must have push notifications enabled to use this endpoint.",
         method: Method::Post,
         path: "/client/push-token-unregister",
         params: &[
@@ -1993,7 +1993,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_conversation_message",
         tag: "Conversations",
         title: "Create Conversation Message",
-        description: "Send an outbound message to a conversation.\n\nRequires account-level enablement. To request access, reach out in the [developer community](https://community.klaviyo.com/groups/developer-group-64).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`conversations:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_conversation_message.json)",
+        description: "Send an outbound message to a conversation.\n\nRequires account-level enablement. To request access, reach out in the [developer community](https://community.klaviyo.com/groups/developer-group-64).",
         method: Method::Post,
         path: "/api/conversation-messages",
         params: &[
@@ -2009,7 +2009,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_coupon_codes",
         tag: "Coupons",
         title: "Bulk Create Coupon Codes",
-        description: "Create a coupon-code-bulk-create-job to bulk create a list of coupon codes.\n\nMax number of coupon codes per job we allow for is 1000.\nMax number of jobs queued at once we allow for is 100.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupon-codes:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_coupon_codes.json)",
+        description: "Create a coupon-code-bulk-create-job to bulk create a list of coupon codes.\n\nMax number of coupon codes per job we allow for is 1000.\nMax number of jobs queued at once we allow for is 100.",
         method: Method::Post,
         path: "/api/coupon-code-bulk-create-jobs",
         params: &[
@@ -2026,7 +2026,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_coupon",
         tag: "Coupons",
         title: "Create Coupon",
-        description: "Creates a new coupon.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`coupons:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_coupon.json)",
+        description: "Creates a new coupon.",
         method: Method::Post,
         path: "/api/coupons",
         params: &[
@@ -2043,7 +2043,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_coupon_code",
         tag: "Coupons",
         title: "Create Coupon Code",
-        description: "Synchronously creates a coupon code for the given coupon.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`coupon-codes:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_coupon_code.json)",
+        description: "Synchronously creates a coupon code for the given coupon.",
         method: Method::Post,
         path: "/api/coupon-codes",
         params: &[
@@ -2060,7 +2060,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_coupon",
         tag: "Coupons",
         title: "Delete Coupon",
-        description: "Delete the coupon with the given coupon ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`coupons:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_coupon.json)",
+        description: "Delete the coupon with the given coupon ID.",
         method: Method::Delete,
         path: "/api/coupons/{id}",
         params: &[
@@ -2077,7 +2077,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_coupon_code",
         tag: "Coupons",
         title: "Delete Coupon Code",
-        description: "Deletes a coupon code specified by the given identifier synchronously. If a profile has been assigned to the\ncoupon code, an exception will be raised\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`coupon-codes:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_coupon_code.json)",
+        description: "Deletes a coupon code specified by the given identifier synchronously. If a profile has been assigned to the\ncoupon code, an exception will be raised",
         method: Method::Delete,
         path: "/api/coupon-codes/{id}",
         params: &[
@@ -2094,7 +2094,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_coupon_code_jobs",
         tag: "Coupons",
         title: "Get Bulk Create Coupon Code Jobs",
-        description: "Get all coupon code bulk create jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupon-codes:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_coupon_code_jobs.json)",
+        description: "Get all coupon code bulk create jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/coupon-code-bulk-create-jobs",
         params: &[
@@ -2113,7 +2113,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_create_coupon_codes_job",
         tag: "Coupons",
         title: "Get Bulk Create Coupon Codes Job",
-        description: "Get a coupon code bulk create job with the given job ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupon-codes:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_create_coupon_codes_job.json)",
+        description: "Get a coupon code bulk create job with the given job ID.",
         method: Method::Get,
         path: "/api/coupon-code-bulk-create-jobs/{job_id}",
         params: &[
@@ -2133,7 +2133,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon",
         tag: "Coupons",
         title: "Get Coupon",
-        description: "Get a specific coupon with the given coupon ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupons:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon.json)",
+        description: "Get a specific coupon with the given coupon ID.",
         method: Method::Get,
         path: "/api/coupons/{id}",
         params: &[
@@ -2151,7 +2151,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon_code",
         tag: "Coupons",
         title: "Get Coupon Code",
-        description: "Returns a Coupon Code specified by the given identifier.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`coupon-codes:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon_code.json)",
+        description: "Returns a Coupon Code specified by the given identifier.",
         method: Method::Get,
         path: "/api/coupon-codes/{id}",
         params: &[
@@ -2171,7 +2171,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon_code_ids_for_coupon",
         tag: "Coupons",
         title: "Get Coupon Code IDs for Coupon",
-        description: "Gets a list of coupon code relationships associated with the given coupon id\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupon-codes:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon_code_ids_for_coupon.json)",
+        description: "Gets a list of coupon code relationships associated with the given coupon id",
         method: Method::Get,
         path: "/api/coupons/{id}/relationships/coupon-codes",
         params: &[
@@ -2191,7 +2191,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon_codes",
         tag: "Coupons",
         title: "Get Coupon Codes",
-        description: "Gets a list of coupon codes associated with a coupon/coupons or a profile/profiles.\n\nA coupon/coupons or a profile/profiles must be provided as required filter params.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`coupon-codes:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon_codes.json)",
+        description: "Gets a list of coupon codes associated with a coupon/coupons or a profile/profiles.\n\nA coupon/coupons or a profile/profiles must be provided as required filter params.",
         method: Method::Get,
         path: "/api/coupon-codes",
         params: &[
@@ -2213,7 +2213,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon_codes_for_coupon",
         tag: "Coupons",
         title: "Get Coupon Codes for Coupon",
-        description: "Gets a list of coupon codes associated with the given coupon id\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupon-codes:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon_codes_for_coupon.json)",
+        description: "Gets a list of coupon codes associated with the given coupon id",
         method: Method::Get,
         path: "/api/coupons/{id}/coupon-codes",
         params: &[
@@ -2234,7 +2234,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon_for_coupon_code",
         tag: "Coupons",
         title: "Get Coupon For Coupon Code",
-        description: "Get the coupon associated with a given coupon code ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupons:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon_for_coupon_code.json)",
+        description: "Get the coupon associated with a given coupon code ID.",
         method: Method::Get,
         path: "/api/coupon-codes/{id}/coupon",
         params: &[
@@ -2252,7 +2252,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupon_id_for_coupon_code",
         tag: "Coupons",
         title: "Get Coupon ID for Coupon Code",
-        description: "Gets the coupon relationship associated with the given coupon code id\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupons:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupon_id_for_coupon_code.json)",
+        description: "Gets the coupon relationship associated with the given coupon code id",
         method: Method::Get,
         path: "/api/coupon-codes/{id}/relationships/coupon",
         params: &[
@@ -2269,7 +2269,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_coupons",
         tag: "Coupons",
         title: "Get Coupons",
-        description: "Get all coupons in an account.\n\nTo learn more, see our [Coupons API guide](https://developers.klaviyo.com/en/docs/use_klaviyos_coupons_api).\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`coupons:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_coupons.json)",
+        description: "Get all coupons in an account.\n\nTo learn more, see our [Coupons API guide](https://developers.klaviyo.com/en/docs/use_klaviyos_coupons_api).",
         method: Method::Get,
         path: "/api/coupons",
         params: &[
@@ -2288,7 +2288,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_coupon",
         tag: "Coupons",
         title: "Update Coupon",
-        description: "*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`coupons:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_coupon.json)",
+        description: "",
         method: Method::Patch,
         path: "/api/coupons/{id}",
         params: &[
@@ -2306,7 +2306,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_coupon_code",
         tag: "Coupons",
         title: "Update Coupon Code",
-        description: "Updates a coupon code specified by the given identifier synchronously. We allow updating the 'status' and\n'expires_at' of coupon codes.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`coupon-codes:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_coupon_code.json)",
+        description: "Updates a coupon code specified by the given identifier synchronously. We allow updating the 'status' and\n'expires_at' of coupon codes.",
         method: Method::Patch,
         path: "/api/coupon-codes/{id}",
         params: &[
@@ -2324,7 +2324,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_data_source_records",
         tag: "Custom Objects",
         title: "Bulk Create Data Source Records",
-        description: "Create a bulk data source record import job to create a batch of records.\n\nAccepts up to 500 records per request. The maximum allowed payload size is 4MB. The maximum allowed payload size per-record is 512KB.\n\nTo learn more, see our [Custom Objects API overview](https://developers.klaviyo.com/en/reference/custom_objects_api_overview).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `15/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_data_source_records.json)",
+        description: "Create a bulk data source record import job to create a batch of records.\n\nAccepts up to 500 records per request. The maximum allowed payload size is 4MB. The maximum allowed payload size per-record is 512KB.\n\nTo learn more, see our [Custom Objects API overview](https://developers.klaviyo.com/en/reference/custom_objects_api_overview).",
         method: Method::Post,
         path: "/api/data-source-record-bulk-create-jobs",
         params: &[
@@ -2340,7 +2340,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_delete_object_records",
         tag: "Custom Objects",
         title: "Bulk Delete Object Records",
-        description: "Delete a batch of object records.\n\nAccepts up to 500 object record IDs per request. The maximum allowed payload size is 5MB.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_delete_object_records.json)",
+        description: "Delete a batch of object records.\n\nAccepts up to 500 object record IDs per request. The maximum allowed payload size is 5MB.",
         method: Method::Post,
         path: "/api/object-record-bulk-delete-jobs",
         params: &[
@@ -2356,7 +2356,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_data_source",
         tag: "Custom Objects",
         title: "Create Data Source",
-        description: "Create a new data source in an account\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_data_source.json)",
+        description: "Create a new data source in an account",
         method: Method::Post,
         path: "/api/data-sources",
         params: &[
@@ -2373,7 +2373,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_data_source_record",
         tag: "Custom Objects",
         title: "Create Data Source Record",
-        description: "Create a data source record import job to create a single record.\n\nThe maximum allowed payload size per-record is 512KB.\n\nTo learn more, see our [Custom Objects API overview](https://developers.klaviyo.com/en/reference/custom_objects_api_overview).\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_data_source_record.json)",
+        description: "Create a data source record import job to create a single record.\n\nThe maximum allowed payload size per-record is 512KB.\n\nTo learn more, see our [Custom Objects API overview](https://developers.klaviyo.com/en/reference/custom_objects_api_overview).",
         method: Method::Post,
         path: "/api/data-source-record-create-jobs",
         params: &[
@@ -2389,7 +2389,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_object_schema",
         tag: "Custom Objects",
         title: "Create Object Schema",
-        description: "Create an object schema.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_object_schema.json)",
+        description: "Create an object schema.",
         method: Method::Post,
         path: "/api/object-schemas",
         params: &[
@@ -2406,7 +2406,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_object_schema_relationship",
         tag: "Custom Objects",
         title: "Create Object Schema Relationship",
-        description: "Create a relationship between object schemas.\n\nNote that flow filtering and segmentation are currently not supported for object-to-object relationships.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_object_schema_relationship.json)",
+        description: "Create a relationship between object schemas.\n\nNote that flow filtering and segmentation are currently not supported for object-to-object relationships.",
         method: Method::Post,
         path: "/api/object-schemas/{id}/relationships/object-schemas",
         params: &[
@@ -2423,7 +2423,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_object_type",
         tag: "Custom Objects",
         title: "Create Object Type",
-        description: "Create an object type.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_object_type.json)",
+        description: "Create an object type.",
         method: Method::Post,
         path: "/api/object-types",
         params: &[
@@ -2440,7 +2440,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_profile_schema_relationship",
         tag: "Custom Objects",
         title: "Create Profile Schema Relationship",
-        description: "Create a relationship between an object schema and a profile\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_profile_schema_relationship.json)",
+        description: "Create a relationship between an object schema and a profile",
         method: Method::Post,
         path: "/api/object-schemas/{id}/relationships/profile-object-schemas",
         params: &[
@@ -2457,7 +2457,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_data_source",
         tag: "Custom Objects",
         title: "Delete Data Source",
-        description: "Delete a data source in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_data_source.json)",
+        description: "Delete a data source in an account.",
         method: Method::Delete,
         path: "/api/data-sources/{id}",
         params: &[
@@ -2474,7 +2474,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_object_schema_relationship",
         tag: "Custom Objects",
         title: "Delete Object Schema Relationship",
-        description: "Delete a relationship between object schemas\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_object_schema_relationship.json)",
+        description: "Delete a relationship between object schemas",
         method: Method::Delete,
         path: "/api/object-schemas/{id}/relationships/object-schemas",
         params: &[
@@ -2491,7 +2491,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_object_type",
         tag: "Custom Objects",
         title: "Delete Object Type",
-        description: "Delete the object type with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_object_type.json)",
+        description: "Delete the object type with the given ID.",
         method: Method::Delete,
         path: "/api/object-types/{id}",
         params: &[
@@ -2508,7 +2508,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_profile_schema_relationship",
         tag: "Custom Objects",
         title: "Delete Profile Schema Relationship",
-        description: "Delete a relationship between an object schema and a profile\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_profile_schema_relationship.json)",
+        description: "Delete a relationship between an object schema and a profile",
         method: Method::Delete,
         path: "/api/object-schemas/{id}/relationships/profile-object-schemas",
         params: &[
@@ -2525,7 +2525,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_current_schema_for_object_type",
         tag: "Custom Objects",
         title: "Get Current Schema for Object Type",
-        description: "Get current schema for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_current_schema_for_object_type.json)",
+        description: "Get current schema for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/current-schema",
         params: &[
@@ -2543,7 +2543,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_current_schema_id_for_object_type",
         tag: "Custom Objects",
         title: "Get Current Schema ID for Object Type",
-        description: "Get current schema for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_current_schema_id_for_object_type.json)",
+        description: "Get current schema for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/current-schema",
         params: &[
@@ -2560,7 +2560,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_data_source",
         tag: "Custom Objects",
         title: "Get Data Source",
-        description: "Retrieve a data source in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_data_source.json)",
+        description: "Retrieve a data source in an account.",
         method: Method::Get,
         path: "/api/data-sources/{id}",
         params: &[
@@ -2578,7 +2578,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_data_sources",
         tag: "Custom Objects",
         title: "Get Data Sources",
-        description: "Get all data sources in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_data_sources.json)",
+        description: "Get all data sources in an account.",
         method: Method::Get,
         path: "/api/data-sources",
         params: &[
@@ -2597,7 +2597,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_draft_schema_for_object_type",
         tag: "Custom Objects",
         title: "Get Draft Schema for Object Type",
-        description: "Get draft schema for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_draft_schema_for_object_type.json)",
+        description: "Get draft schema for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/draft-schema",
         params: &[
@@ -2615,7 +2615,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_draft_schema_id_for_object_type",
         tag: "Custom Objects",
         title: "Get Draft Schema ID for Object Type",
-        description: "Get draft schema for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_draft_schema_id_for_object_type.json)",
+        description: "Get draft schema for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/draft-schema",
         params: &[
@@ -2632,7 +2632,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_ingestion_log_ids_for_object_type",
         tag: "Custom Objects",
         title: "Get Ingestion Log IDs for Object Type",
-        description: "Get the ingestion logs for a given object type.\n\nOnly ingestion failures are logged — the absence of a log entry for a\nrecord does not mean the record was ingested successfully.\n\nLogs are retained for 14 days; time filters outside that window return\nan empty page. Results are returned newest first with a fixed page\nsize of 50.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_ingestion_log_ids_for_object_type.json)",
+        description: "Get the ingestion logs for a given object type.\n\nOnly ingestion failures are logged — the absence of a log entry for a\nrecord does not mean the record was ingested successfully.\n\nLogs are retained for 14 days; time filters outside that window return\nan empty page. Results are returned newest first with a fixed page\nsize of 50.",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/object-ingestion-logs",
         params: &[
@@ -2651,7 +2651,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_ingestion_logs_for_object_type",
         tag: "Custom Objects",
         title: "Get Ingestion Logs for Object Type",
-        description: "Get the ingestion logs for a given object type.\n\nOnly ingestion failures are logged — the absence of a log entry for a\nrecord does not mean the record was ingested successfully.\n\nLogs are retained for 14 days; time filters outside that window return\nan empty page. Results are returned newest first with a fixed page\nsize of 50.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_ingestion_logs_for_object_type.json)",
+        description: "Get the ingestion logs for a given object type.\n\nOnly ingestion failures are logged — the absence of a log entry for a\nrecord does not mean the record was ingested successfully.\n\nLogs are retained for 14 days; time filters outside that window return\nan empty page. Results are returned newest first with a fixed page\nsize of 50.",
         method: Method::Get,
         path: "/api/object-types/{id}/object-ingestion-logs",
         params: &[
@@ -2674,7 +2674,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_object_record",
         tag: "Custom Objects",
         title: "Get Object Record",
-        description: "Get the object record with the given compound ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_object_record.json)",
+        description: "Get the object record with the given compound ID.",
         method: Method::Get,
         path: "/api/object-records/{id}",
         params: &[
@@ -2692,7 +2692,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_object_schema",
         tag: "Custom Objects",
         title: "Get Object Schema",
-        description: "Get the object schema with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_object_schema.json)",
+        description: "Get the object schema with the given ID.",
         method: Method::Get,
         path: "/api/object-schemas/{id}",
         params: &[
@@ -2713,7 +2713,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_object_schema_relationships",
         tag: "Custom Objects",
         title: "Get Object Schema Relationships",
-        description: "Get related object schemas for an object schema\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_object_schema_relationships.json)",
+        description: "Get related object schemas for an object schema",
         method: Method::Get,
         path: "/api/object-schemas/{id}/relationships/object-schemas",
         params: &[
@@ -2730,7 +2730,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_object_type",
         tag: "Custom Objects",
         title: "Get Object Type",
-        description: "Get the object type with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_object_type.json)",
+        description: "Get the object type with the given ID.",
         method: Method::Get,
         path: "/api/object-types/{id}",
         params: &[
@@ -2751,7 +2751,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_object_type_relationships",
         tag: "Custom Objects",
         title: "Get Object Type Relationships",
-        description: "Get related object types for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_object_type_relationships.json)",
+        description: "Get related object types for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/object-types",
         params: &[
@@ -2768,7 +2768,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_object_types",
         tag: "Custom Objects",
         title: "Get Object Types",
-        description: "Get all object types in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_object_types.json)",
+        description: "Get all object types in an account.",
         method: Method::Get,
         path: "/api/object-types",
         params: &[
@@ -2788,7 +2788,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_schema_relationships",
         tag: "Custom Objects",
         title: "Get Profile Schema Relationships",
-        description: "Get related profile object schemas for an object schema\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_schema_relationships.json)",
+        description: "Get related profile object schemas for an object schema",
         method: Method::Get,
         path: "/api/object-schemas/{id}/relationships/profile-object-schemas",
         params: &[
@@ -2805,7 +2805,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_type_relationships",
         tag: "Custom Objects",
         title: "Get Profile Type Relationships",
-        description: "Get related profile object types for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_type_relationships.json)",
+        description: "Get related profile object types for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/profile-object-types",
         params: &[
@@ -2822,7 +2822,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_record_ids_for_object_type",
         tag: "Custom Objects",
         title: "Get Record IDs for Object Type",
-        description: "Get all object records for a given object type.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_record_ids_for_object_type.json)",
+        description: "Get all object records for a given object type.",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/object-records",
         params: &[
@@ -2841,7 +2841,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_records_for_object_type",
         tag: "Custom Objects",
         title: "Get Records for Object Type",
-        description: "Get all object records for a given object type.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_records_for_object_type.json)",
+        description: "Get all object records for a given object type.",
         method: Method::Get,
         path: "/api/object-types/{id}/object-records",
         params: &[
@@ -2861,7 +2861,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_schema_version_ids_for_object_type",
         tag: "Custom Objects",
         title: "Get Schema Version IDs for Object Type",
-        description: "Get all schema versions for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_schema_version_ids_for_object_type.json)",
+        description: "Get all schema versions for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/relationships/schema-versions",
         params: &[
@@ -2878,7 +2878,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_schema_versions_for_object_type",
         tag: "Custom Objects",
         title: "Get Schema Versions for Object Type",
-        description: "Get all schema versions for an object type\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_schema_versions_for_object_type.json)",
+        description: "Get all schema versions for an object type",
         method: Method::Get,
         path: "/api/object-types/{id}/schema-versions",
         params: &[
@@ -2896,7 +2896,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_source_mapping",
         tag: "Custom Objects",
         title: "Get Source Mapping",
-        description: "Get the source mapping with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_source_mapping.json)",
+        description: "Get the source mapping with the given ID.",
         method: Method::Get,
         path: "/api/source-mappings/{id}",
         params: &[
@@ -2914,7 +2914,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_source_mapping_for_object_schema",
         tag: "Custom Objects",
         title: "Get Source Mapping for Object Schema",
-        description: "Get source mapping for an object schema\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_source_mapping_for_object_schema.json)",
+        description: "Get source mapping for an object schema",
         method: Method::Get,
         path: "/api/object-schemas/{id}/source-mapping",
         params: &[
@@ -2932,7 +2932,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_source_mapping_id_for_object_schema",
         tag: "Custom Objects",
         title: "Get Source Mapping ID for Object Schema",
-        description: "Get source mapping for an object schema\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_source_mapping_id_for_object_schema.json)",
+        description: "Get source mapping for an object schema",
         method: Method::Get,
         path: "/api/object-schemas/{id}/relationships/source-mapping",
         params: &[
@@ -2949,7 +2949,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_object_schema",
         tag: "Custom Objects",
         title: "Update Object Schema",
-        description: "Update the object schema with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_object_schema.json)",
+        description: "Update the object schema with the given ID.",
         method: Method::Patch,
         path: "/api/object-schemas/{id}",
         params: &[
@@ -2967,7 +2967,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_object_schema_relationship",
         tag: "Custom Objects",
         title: "Update Object Schema Relationship",
-        description: "Update a relationship between object schemas\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_object_schema_relationship.json)",
+        description: "Update a relationship between object schemas",
         method: Method::Patch,
         path: "/api/object-schemas/{id}/relationships/object-schemas",
         params: &[
@@ -2984,7 +2984,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_profile_schema_relationship",
         tag: "Custom Objects",
         title: "Update Profile Schema Relationship",
-        description: "Update a relationship between an object schema and a profile\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_profile_schema_relationship.json)",
+        description: "Update a relationship between an object schema and a profile",
         method: Method::Patch,
         path: "/api/object-schemas/{id}/relationships/profile-object-schemas",
         params: &[
@@ -3001,7 +3001,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_source_mapping",
         tag: "Custom Objects",
         title: "Update Source Mapping",
-        description: "Update the source mapping with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`custom-objects:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_source_mapping.json)",
+        description: "Update the source mapping with the given ID.",
         method: Method::Patch,
         path: "/api/source-mappings/{id}",
         params: &[
@@ -3019,7 +3019,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "request_profile_deletion",
         tag: "Data Privacy",
         title: "Request Profile Deletion",
-        description: "Request a deletion for the profiles corresponding to one of the following identifiers: `email`, `phone_number`, or `id`. If multiple identifiers are provided, we will return an error.\n\nAll profiles that match the provided identifier will be deleted.\n\nThe deletion occurs asynchronously; however, once it has completed, the deleted profile will appear on the [Deleted Profiles page](https://www.klaviyo.com/account/deleted).\n\nFor more information on the deletion process, please refer to our [Help Center docs on how to handle GDPR and CCPA deletion requests](https://help.klaviyo.com/hc/en-us/articles/360004217631-How-to-Handle-GDPR-Requests#record-gdpr-and-ccpa%20%20-deletion-requests2).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`data-privacy:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/request_profile_deletion.json)",
+        description: "Request a deletion for the profiles corresponding to one of the following identifiers: `email`, `phone_number`, or `id`. If multiple identifiers are provided, we will return an error.\n\nAll profiles that match the provided identifier will be deleted.\n\nThe deletion occurs asynchronously; however, once it has completed, the deleted profile will appear on the [Deleted Profiles page](https://www.klaviyo.com/account/deleted).\n\nFor more information on the deletion process, please refer to our [Help Center docs on how to handle GDPR and CCPA deletion requests](https://help.klaviyo.com/hc/en-us/articles/360004217631-How-to-Handle-GDPR-Requests#record-gdpr-and-ccpa%20%20-deletion-requests2).",
         method: Method::Post,
         path: "/api/data-privacy-deletion-jobs",
         params: &[
@@ -3035,7 +3035,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_create_events",
         tag: "Events",
         title: "Bulk Create Events",
-        description: "Create a batch of events for one or more profiles.\n\nNote that this endpoint allows you to create new profiles or update existing profile properties.\n\nAt a minimum, profile and metric objects should include at least one profile identifier (e.g., `id`, `email`, or `phone_number`) and the metric `name`, respectively.\n\nAccepts up to 1,000 events per request. The maximum allowed payload size is 5MB. A single string cannot exceed 100KB.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`events:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_create_events.json)",
+        description: "Create a batch of events for one or more profiles.\n\nNote that this endpoint allows you to create new profiles or update existing profile properties.\n\nAt a minimum, profile and metric objects should include at least one profile identifier (e.g., `id`, `email`, or `phone_number`) and the metric `name`, respectively.\n\nAccepts up to 1,000 events per request. The maximum allowed payload size is 5MB. A single string cannot exceed 100KB.",
         method: Method::Post,
         path: "/api/event-bulk-create-jobs",
         params: &[
@@ -3051,7 +3051,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_event",
         tag: "Events",
         title: "Create Event",
-        description: "Create a new event to track a profile's activity.\n\nNote that this endpoint allows you to create a new profile or update an existing profile's properties.\n\nAt a minimum, profile and metric objects should include at least one profile identifier (e.g., `id`, `email`, or `phone_number`) and the metric `name`, respectively.\n\nSuccessful response indicates that the event was validated and submitted for processing, but does not guarantee that processing is complete.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_event.json)",
+        description: "Create a new event to track a profile's activity.\n\nNote that this endpoint allows you to create a new profile or update an existing profile's properties.\n\nAt a minimum, profile and metric objects should include at least one profile identifier (e.g., `id`, `email`, or `phone_number`) and the metric `name`, respectively.\n\nSuccessful response indicates that the event was validated and submitted for processing, but does not guarantee that processing is complete.",
         method: Method::Post,
         path: "/api/events",
         params: &[
@@ -3067,7 +3067,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_event",
         tag: "Events",
         title: "Get Event",
-        description: "Get an event with the given event ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`events:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_event.json)",
+        description: "Get an event with the given event ID.",
         method: Method::Get,
         path: "/api/events/{id}",
         params: &[
@@ -3089,7 +3089,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_events",
         tag: "Events",
         title: "Get Events",
-        description: "Get all events in an account\n\nRequests can be sorted by the following fields:\n`datetime`, `timestamp`\n\n[Custom metrics](https://developers.klaviyo.com/en/reference/custom_metrics_api_overview) are not supported in the `metric_id` filter.\n\nReturns a maximum of 200 events per page.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_events.json)",
+        description: "Get all events in an account\n\nRequests can be sorted by the following fields:\n`datetime`, `timestamp`\n\n[Custom metrics](https://developers.klaviyo.com/en/reference/custom_metrics_api_overview) are not supported in the `metric_id` filter.\n\nReturns a maximum of 200 events per page.",
         method: Method::Get,
         path: "/api/events",
         params: &[
@@ -3114,7 +3114,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_for_event",
         tag: "Events",
         title: "Get Metric for Event",
-        description: "Get the metric for an event with the given event ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:read`\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_for_event.json)",
+        description: "Get the metric for an event with the given event ID.",
         method: Method::Get,
         path: "/api/events/{id}/metric",
         params: &[
@@ -3132,7 +3132,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_id_for_event",
         tag: "Events",
         title: "Get Metric ID for Event",
-        description: "Get a list of related Metrics for an Event\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:read`\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_id_for_event.json)",
+        description: "Get a list of related Metrics for an Event",
         method: Method::Get,
         path: "/api/events/{id}/relationships/metric",
         params: &[
@@ -3149,7 +3149,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_for_event",
         tag: "Events",
         title: "Get Profile for Event",
-        description: "Get the profile associated with an event with the given event ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_for_event.json)",
+        description: "Get the profile associated with an event with the given event ID.",
         method: Method::Get,
         path: "/api/events/{id}/profile",
         params: &[
@@ -3168,7 +3168,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_id_for_event",
         tag: "Events",
         title: "Get Profile ID for Event",
-        description: "Get profile [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for an event with the given event ID.\n\n*Rate limits*:\nBurst: `350/s`\nSteady: `3500/m`\n\n**Scopes:**\n`events:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_id_for_event.json)",
+        description: "Get profile [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for an event with the given event ID.",
         method: Method::Get,
         path: "/api/events/{id}/relationships/profile",
         params: &[
@@ -3185,7 +3185,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_flow",
         tag: "Flows",
         title: "Create Flow",
-        description: "Create a new flow using an encoded flow definition.\n\nNew objects within the flow definition, such as actions, will need to use a\n`temporary_id` field for identification. These will be replaced with traditional `id` fields\nafter successful creation.\n\nA successful request will return the new definition to you.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\nDaily: `100/d`\n\n**Scopes:**\n`flows:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_flow.json)",
+        description: "Create a new flow using an encoded flow definition.\n\nNew objects within the flow definition, such as actions, will need to use a\n`temporary_id` field for identification. These will be replaced with traditional `id` fields\nafter successful creation.\n\nA successful request will return the new definition to you.",
         method: Method::Post,
         path: "/api/flows",
         params: &[
@@ -3203,7 +3203,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_flow",
         tag: "Flows",
         title: "Delete Flow",
-        description: "Delete a flow with the given flow ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_flow.json)",
+        description: "Delete a flow with the given flow ID.",
         method: Method::Delete,
         path: "/api/flows/{id}",
         params: &[
@@ -3220,7 +3220,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_flow_action",
         tag: "Flows",
         title: "Delete Flow Action",
-        description: "Delete a flow action.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_flow_action.json)",
+        description: "Delete a flow action.",
         method: Method::Delete,
         path: "/api/flow-actions/{id}",
         params: &[
@@ -3237,7 +3237,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_action_for_flow_message",
         tag: "Flows",
         title: "Get Action for Flow Message",
-        description: "Get the flow action for a flow message with the given message ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_action_for_flow_message.json)",
+        description: "Get the flow action for a flow message with the given message ID.",
         method: Method::Get,
         path: "/api/flow-messages/{id}/flow-action",
         params: &[
@@ -3255,7 +3255,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_action_id_for_flow_message",
         tag: "Flows",
         title: "Get Action ID for Flow Message",
-        description: "Get the [relationship](https://developers.klaviyo.com/en/reference/api_overview#relationships) for a flow message's flow action, given the flow ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_action_id_for_flow_message.json)",
+        description: "Get the [relationship](https://developers.klaviyo.com/en/reference/api_overview#relationships) for a flow message's flow action, given the flow ID.",
         method: Method::Get,
         path: "/api/flow-messages/{id}/relationships/flow-action",
         params: &[
@@ -3272,7 +3272,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_action_ids_for_flow",
         tag: "Flows",
         title: "Get Action IDs for Flow",
-        description: "Get all [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for flow actions associated with the given flow ID.\n\nReturns a maximum of 100 flows per request, which can be paginated with cursor-based pagination.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_action_ids_for_flow.json)",
+        description: "Get all [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for flow actions associated with the given flow ID.\n\nReturns a maximum of 100 flows per request, which can be paginated with cursor-based pagination.",
         method: Method::Get,
         path: "/api/flows/{id}/relationships/flow-actions",
         params: &[
@@ -3293,7 +3293,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_actions_for_flow",
         tag: "Flows",
         title: "Get Actions for Flow",
-        description: "Get all flow actions associated with the given flow ID.\n\nReturns a maximum of 50 flows per request, which can be paginated with cursor-based pagination.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_actions_for_flow.json)",
+        description: "Get all flow actions associated with the given flow ID.\n\nReturns a maximum of 50 flows per request, which can be paginated with cursor-based pagination.",
         method: Method::Get,
         path: "/api/flows/{id}/flow-actions",
         params: &[
@@ -3315,7 +3315,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow",
         tag: "Flows",
         title: "Get Flow",
-        description: "Get a flow with the given flow ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow.json)",
+        description: "Get a flow with the given flow ID.",
         method: Method::Get,
         path: "/api/flows/{id}",
         params: &[
@@ -3337,7 +3337,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow_action",
         tag: "Flows",
         title: "Get Flow Action",
-        description: "Get a flow action from a flow with the given flow action ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow_action.json)",
+        description: "Get a flow action from a flow with the given flow action ID.",
         method: Method::Get,
         path: "/api/flow-actions/{id}",
         params: &[
@@ -3358,7 +3358,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow_action_messages",
         tag: "Flows",
         title: "Get Messages For Flow Action",
-        description: "Get all flow messages associated with the given flow action ID.\n\nReturns a maximum of 50 flow message relationships per request, which can be paginated with cursor-based pagination.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow_action_messages.json)",
+        description: "Get all flow messages associated with the given flow action ID.\n\nReturns a maximum of 50 flow message relationships per request, which can be paginated with cursor-based pagination.",
         method: Method::Get,
         path: "/api/flow-actions/{id}/flow-messages",
         params: &[
@@ -3380,7 +3380,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow_for_flow_action",
         tag: "Flows",
         title: "Get Flow for Flow Action",
-        description: "Get the flow associated with the given action ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow_for_flow_action.json)",
+        description: "Get the flow associated with the given action ID.",
         method: Method::Get,
         path: "/api/flow-actions/{id}/flow",
         params: &[
@@ -3398,7 +3398,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow_id_for_flow_action",
         tag: "Flows",
         title: "Get Flow ID for Flow Action",
-        description: "Get the flow associated with the given action ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow_id_for_flow_action.json)",
+        description: "Get the flow associated with the given action ID.",
         method: Method::Get,
         path: "/api/flow-actions/{id}/relationships/flow",
         params: &[
@@ -3415,7 +3415,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow_message",
         tag: "Flows",
         title: "Get Flow Message",
-        description: "Get a flow message from a flow with the given flow message ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow_message.json)",
+        description: "Get a flow message from a flow with the given flow message ID.",
         method: Method::Get,
         path: "/api/flow-messages/{id}",
         params: &[
@@ -3436,7 +3436,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flows",
         tag: "Flows",
         title: "Get Flows",
-        description: "Get all flows in an account.\n\nReturns a maximum of 50 flows per request, which can be paginated with cursor-based pagination.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flows.json)",
+        description: "Get all flows in an account.\n\nReturns a maximum of 50 flows per request, which can be paginated with cursor-based pagination.",
         method: Method::Get,
         path: "/api/flows",
         params: &[
@@ -3460,7 +3460,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_message_ids_for_flow_action",
         tag: "Flows",
         title: "Get Message IDs for Flow Action",
-        description: "Get all relationships for flow messages associated with the given flow action ID.\n\nReturns a maximum of 50 flow message relationships per request, which can be paginated with cursor-based pagination.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_message_ids_for_flow_action.json)",
+        description: "Get all relationships for flow messages associated with the given flow action ID.\n\nReturns a maximum of 50 flow message relationships per request, which can be paginated with cursor-based pagination.",
         method: Method::Get,
         path: "/api/flow-actions/{id}/relationships/flow-messages",
         params: &[
@@ -3481,7 +3481,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_ids_for_flow",
         tag: "Flows",
         title: "Get Tag IDs for Flow",
-        description: "Return the tag IDs of all tags associated with the given flow.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_ids_for_flow.json)",
+        description: "Return the tag IDs of all tags associated with the given flow.",
         method: Method::Get,
         path: "/api/flows/{id}/relationships/tags",
         params: &[
@@ -3498,7 +3498,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tags_for_flow",
         tag: "Flows",
         title: "Get Tags for Flow",
-        description: "Return all tags associated with the given flow ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tags_for_flow.json)",
+        description: "Return all tags associated with the given flow ID.",
         method: Method::Get,
         path: "/api/flows/{id}/tags",
         params: &[
@@ -3516,7 +3516,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_template_for_flow_message",
         tag: "Flows",
         title: "Get Template for Flow Message",
-        description: "Return the related template\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_template_for_flow_message.json)",
+        description: "Return the related template",
         method: Method::Get,
         path: "/api/flow-messages/{id}/template",
         params: &[
@@ -3534,7 +3534,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_template_id_for_flow_message",
         tag: "Flows",
         title: "Get Template ID for Flow Message",
-        description: "Returns the ID of the related template\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_template_id_for_flow_message.json)",
+        description: "Returns the ID of the related template",
         method: Method::Get,
         path: "/api/flow-messages/{id}/relationships/template",
         params: &[
@@ -3551,7 +3551,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_flow",
         tag: "Flows",
         title: "Update Flow Status",
-        description: "Update the status of a flow with the given flow ID, and all actions in that flow.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_flow.json)",
+        description: "Update the status of a flow with the given flow ID, and all actions in that flow.",
         method: Method::Patch,
         path: "/api/flows/{id}",
         params: &[
@@ -3569,7 +3569,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_flow_action",
         tag: "Flows",
         title: "Update Flow Action",
-        description: "Update a flow action.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_flow_action.json)",
+        description: "Update a flow action.",
         method: Method::Patch,
         path: "/api/flow-actions/{id}",
         params: &[
@@ -3587,7 +3587,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_form",
         tag: "Forms",
         title: "Create Form",
-        description: "Create a new form.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_form.json)",
+        description: "Create a new form.",
         method: Method::Post,
         path: "/api/forms",
         params: &[
@@ -3604,7 +3604,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_form",
         tag: "Forms",
         title: "Delete Form",
-        description: "Delete a given form.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_form.json)",
+        description: "Delete a given form.",
         method: Method::Delete,
         path: "/api/forms/{id}",
         params: &[
@@ -3621,7 +3621,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_form",
         tag: "Forms",
         title: "Get Form",
-        description: "Get the form with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_form.json)",
+        description: "Get the form with the given ID.",
         method: Method::Get,
         path: "/api/forms/{id}",
         params: &[
@@ -3639,7 +3639,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_form_for_form_version",
         tag: "Forms",
         title: "Get Form for Form Version",
-        description: "Get the form associated with the given form version.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_form_for_form_version.json)",
+        description: "Get the form associated with the given form version.",
         method: Method::Get,
         path: "/api/form-versions/{id}/form",
         params: &[
@@ -3657,7 +3657,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_form_id_for_form_version",
         tag: "Forms",
         title: "Get Form ID for Form Version",
-        description: "Get the ID of the form associated with the given form version.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_form_id_for_form_version.json)",
+        description: "Get the ID of the form associated with the given form version.",
         method: Method::Get,
         path: "/api/form-versions/{id}/relationships/form",
         params: &[
@@ -3674,7 +3674,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_form_version",
         tag: "Forms",
         title: "Get Form Version",
-        description: "Get the form version with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_form_version.json)",
+        description: "Get the form version with the given ID.",
         method: Method::Get,
         path: "/api/form-versions/{id}",
         params: &[
@@ -3694,7 +3694,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_forms",
         tag: "Forms",
         title: "Get Forms",
-        description: "Get all forms in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_forms.json)",
+        description: "Get all forms in an account.",
         method: Method::Get,
         path: "/api/forms",
         params: &[
@@ -3715,7 +3715,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_version_ids_for_form",
         tag: "Forms",
         title: "Get Version IDs for Form",
-        description: "Get the IDs of the form versions for the given form.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_version_ids_for_form.json)",
+        description: "Get the IDs of the form versions for the given form.",
         method: Method::Get,
         path: "/api/forms/{id}/relationships/form-versions",
         params: &[
@@ -3736,7 +3736,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_versions_for_form",
         tag: "Forms",
         title: "Get Versions for Form",
-        description: "Get the form versions for the given form.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_versions_for_form.json)",
+        description: "Get the form versions for the given form.",
         method: Method::Get,
         path: "/api/forms/{id}/form-versions",
         params: &[
@@ -3758,7 +3758,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_image",
         tag: "Images",
         title: "Get Image",
-        description: "Get the image with the given image ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`images:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_image.json)",
+        description: "Get the image with the given image ID.",
         method: Method::Get,
         path: "/api/images/{id}",
         params: &[
@@ -3776,7 +3776,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_images",
         tag: "Images",
         title: "Get Images",
-        description: "Get all images in an account.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`images:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_images.json)",
+        description: "Get all images in an account.",
         method: Method::Get,
         path: "/api/images",
         params: &[
@@ -3797,7 +3797,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_image",
         tag: "Images",
         title: "Update Image",
-        description: "Update the image with the given image ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`images:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_image.json)",
+        description: "Update the image with the given image ID.",
         method: Method::Patch,
         path: "/api/images/{id}",
         params: &[
@@ -3815,7 +3815,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "upload_image_from_file",
         tag: "Images",
         title: "Upload Image From File",
-        description: "Upload an image from a file.\n\nIf you want to import an image from an existing url or a data uri, use the Upload Image From URL endpoint instead.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `100/m`\nDaily: `100/d`\n\n**Scopes:**\n`images:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/upload_image_from_url.json)",
+        description: "Upload an image from a file.\n\nIf you want to import an image from an existing url or a data uri, use the Upload Image From URL endpoint instead.",
         method: Method::Post,
         path: "/api/image-upload",
         params: &[
@@ -3832,7 +3832,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "upload_image_from_url",
         tag: "Images",
         title: "Upload Image From URL",
-        description: "Import an image from a url or data uri.\n\nIf you want to upload an image from a file, use the Upload Image From File endpoint instead.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `100/m`\nDaily: `100/d`\n\n**Scopes:**\n`images:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/upload_image_from_url.json)",
+        description: "Import an image from a url or data uri.\n\nIf you want to upload an image from a file, use the Upload Image From File endpoint instead.",
         method: Method::Post,
         path: "/api/images",
         params: &[
@@ -3849,7 +3849,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "add_profiles_to_list",
         tag: "Lists",
         title: "Add Profiles to List",
-        description: "Add a profile to a list with the given list ID.\n\nIt is recommended that you use the [Subscribe Profiles endpoint](https://developers.klaviyo.com/en/reference/subscribe_profiles) if you're trying to give a profile [consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api) to receive email marketing, SMS marketing, or both.\n\nThis endpoint accepts a maximum of 1000 profiles per call.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:write`\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/add_profiles_to_list.json)",
+        description: "Add a profile to a list with the given list ID.\n\nIt is recommended that you use the [Subscribe Profiles endpoint](https://developers.klaviyo.com/en/reference/subscribe_profiles) if you're trying to give a profile [consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api) to receive email marketing, SMS marketing, or both.\n\nThis endpoint accepts a maximum of 1000 profiles per call.",
         method: Method::Post,
         path: "/api/lists/{id}/relationships/profiles",
         params: &[
@@ -3866,7 +3866,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_list",
         tag: "Lists",
         title: "Create List",
-        description: "Create a new list.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\nDaily: `150/d`\n\n**Scopes:**\n`lists:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_list.json)",
+        description: "Create a new list.",
         method: Method::Post,
         path: "/api/lists",
         params: &[
@@ -3883,7 +3883,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_list",
         tag: "Lists",
         title: "Delete List",
-        description: "Delete a list with the given list ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_list.json)",
+        description: "Delete a list with the given list ID.",
         method: Method::Delete,
         path: "/api/lists/{id}",
         params: &[
@@ -3900,7 +3900,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flows_triggered_by_list",
         tag: "Lists",
         title: "Get Flows Triggered by List",
-        description: "Get all flows where the given list ID is being used as the trigger.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`lists:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flows_triggered_by_list.json)",
+        description: "Get all flows where the given list ID is being used as the trigger.",
         method: Method::Get,
         path: "/api/lists/{id}/flow-triggers",
         params: &[
@@ -3918,7 +3918,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_ids_for_flows_triggered_by_list",
         tag: "Lists",
         title: "Get IDs for Flows Triggered by List",
-        description: "Get the IDs of all flows where the given list is being used as the trigger.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`lists:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_ids_for_flows_triggered_by_list.json)",
+        description: "Get the IDs of all flows where the given list is being used as the trigger.",
         method: Method::Get,
         path: "/api/lists/{id}/relationships/flow-triggers",
         params: &[
@@ -3935,7 +3935,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_list",
         tag: "Lists",
         title: "Get List",
-        description: "Get a list with the given list ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\nRate limits when using the `additional-fields[list]=profile_count` parameter in your API request:\nBurst: `1/s`\nSteady: `15/m`\n\nTo learn more about how the `additional-fields` parameter impacts rate limits, check out our [Rate limits, status codes, and errors](https://developers.klaviyo.com/en/v2026-07-15/docs/rate_limits_and_error_handling) guide.\n\n**Scopes:**\n`lists:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_list.json)",
+        description: "Get a list with the given list ID.",
         method: Method::Get,
         path: "/api/lists/{id}",
         params: &[
@@ -3957,7 +3957,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_lists",
         tag: "Lists",
         title: "Get Lists",
-        description: "Get all lists in an account.\n\nFilter to request a subset of all lists. Lists can be filtered by `id`, `name`, `created`, and `updated` fields.\n\nReturns a maximum of 10 results per page.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`lists:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_lists.json)",
+        description: "Get all lists in an account.\n\nFilter to request a subset of all lists. Lists can be filtered by `id`, `name`, `created`, and `updated` fields.\n\nReturns a maximum of 10 results per page.",
         method: Method::Get,
         path: "/api/lists",
         params: &[
@@ -3981,7 +3981,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_ids_for_list",
         tag: "Lists",
         title: "Get Profile IDs for List",
-        description: "Get profile membership [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for a list with the given list ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\nRate limits when using the `additional-fields[profile]=predictive_analytics` parameter in your API request:\nBurst: `10/s`\nSteady: `150/m`\n\nTo learn more about how the `additional-fields` parameter impacts rate limits, check out our [Rate limits, status codes, and errors](https://developers.klaviyo.com/en/v2026-07-15/docs/rate_limits_and_error_handling) guide.\n\n**Scopes:**\n`lists:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_ids_for_list.json)",
+        description: "Get profile membership [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for a list with the given list ID.",
         method: Method::Get,
         path: "/api/lists/{id}/relationships/profiles",
         params: &[
@@ -4002,7 +4002,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profiles_for_list",
         tag: "Lists",
         title: "Get Profiles for List",
-        description: "Get all profiles within a list with the given list ID.\n\nFilter to request a subset of all profiles. Profiles can be filtered by `email`, `phone_number`, `push_token`, and `joined_group_at` fields. Profiles can be sorted by the following fields, in ascending and descending order: `joined_group_at`\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\nRate limits when using the `additional-fields[profile]=predictive_analytics` parameter in your API request:\nBurst: `10/s`\nSteady: `150/m`\n\nTo learn more about how the `additional-fields` parameter impacts rate limits, check out our [Rate limits, status codes, and errors](https://developers.klaviyo.com/en/v2026-07-15/docs/rate_limits_and_error_handling) guide.\n\n**Scopes:**\n`lists:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profiles_for_list.json)",
+        description: "Get all profiles within a list with the given list ID.\n\nFilter to request a subset of all profiles. Profiles can be filtered by `email`, `phone_number`, `push_token`, and `joined_group_at` fields. Profiles can be sorted by the following fields, in ascending and descending order: `joined_group_at`",
         method: Method::Get,
         path: "/api/lists/{id}/profiles",
         params: &[
@@ -4025,7 +4025,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_ids_for_list",
         tag: "Lists",
         title: "Get Tag IDs for List",
-        description: "Return all tags associated with the given list ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_ids_for_list.json)",
+        description: "Return all tags associated with the given list ID.",
         method: Method::Get,
         path: "/api/lists/{id}/relationships/tags",
         params: &[
@@ -4042,7 +4042,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tags_for_list",
         tag: "Lists",
         title: "Get Tags for List",
-        description: "Return all tags associated with the given list ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tags_for_list.json)",
+        description: "Return all tags associated with the given list ID.",
         method: Method::Get,
         path: "/api/lists/{id}/tags",
         params: &[
@@ -4060,7 +4060,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_profiles_from_list",
         tag: "Lists",
         title: "Remove Profiles from List",
-        description: "Remove a profile from a list with the given list ID.\n\nThe provided profile will no longer receive marketing from this particular list once removed.\n\nRemoving a profile from a list will not impact the profile's [consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api) status or subscription status in general.\nTo update a profile's subscription status, please use the [Unsubscribe Profiles endpoint](https://developers.klaviyo.com/en/reference/unsubscribe_profiles).\n\nThis endpoint accepts a maximum of 1000 profiles per call.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:write`\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_profiles_from_list.json)",
+        description: "Remove a profile from a list with the given list ID.\n\nThe provided profile will no longer receive marketing from this particular list once removed.\n\nRemoving a profile from a list will not impact the profile's [consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api) status or subscription status in general.\nTo update a profile's subscription status, please use the [Unsubscribe Profiles endpoint](https://developers.klaviyo.com/en/reference/unsubscribe_profiles).\n\nThis endpoint accepts a maximum of 1000 profiles per call.",
         method: Method::Delete,
         path: "/api/lists/{id}/relationships/profiles",
         params: &[
@@ -4077,7 +4077,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_list",
         tag: "Lists",
         title: "Update List",
-        description: "Update the name of a list with the given list ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_list.json)",
+        description: "Update the name of a list with the given list ID.",
         method: Method::Patch,
         path: "/api/lists/{id}",
         params: &[
@@ -4095,7 +4095,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_custom_metric",
         tag: "Metrics",
         title: "Create Custom Metric",
-        description: "Create a new custom metric.\n\nCustom metric objects must include a `name` and `definition`.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\nDaily: `15/d`\n\n**Scopes:**\n`metrics:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_custom_metric.json)",
+        description: "Create a new custom metric.\n\nCustom metric objects must include a `name` and `definition`.",
         method: Method::Post,
         path: "/api/custom-metrics",
         params: &[
@@ -4112,7 +4112,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_custom_metric",
         tag: "Metrics",
         title: "Delete Custom Metric",
-        description: "Delete a custom metric with the given custom metric ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_custom_metric.json)",
+        description: "Delete a custom metric with the given custom metric ID.",
         method: Method::Delete,
         path: "/api/custom-metrics/{id}",
         params: &[
@@ -4129,7 +4129,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_custom_metric",
         tag: "Metrics",
         title: "Get Custom Metric",
-        description: "Get a custom metric with the given custom metric ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_custom_metric.json)",
+        description: "Get a custom metric with the given custom metric ID.",
         method: Method::Get,
         path: "/api/custom-metrics/{id}",
         params: &[
@@ -4149,7 +4149,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_custom_metric_for_mapped_metric",
         tag: "Metrics",
         title: "Get Custom Metric for Mapped Metric",
-        description: "Get the custom metric for the given mapped metric ID (if applicable).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_custom_metric_for_mapped_metric.json)",
+        description: "Get the custom metric for the given mapped metric ID (if applicable).",
         method: Method::Get,
         path: "/api/mapped-metrics/{id}/custom-metric",
         params: &[
@@ -4167,7 +4167,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_custom_metric_id_for_mapped_metric",
         tag: "Metrics",
         title: "Get Custom Metric ID for Mapped Metric",
-        description: "Get the ID of the custom metric for the given mapped metric.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_custom_metric_id_for_mapped_metric.json)",
+        description: "Get the ID of the custom metric for the given mapped metric.",
         method: Method::Get,
         path: "/api/mapped-metrics/{id}/relationships/custom-metric",
         params: &[
@@ -4184,7 +4184,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_custom_metrics",
         tag: "Metrics",
         title: "Get Custom Metrics",
-        description: "Get all custom metrics in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_custom_metrics.json)",
+        description: "Get all custom metrics in an account.",
         method: Method::Get,
         path: "/api/custom-metrics",
         params: &[
@@ -4203,7 +4203,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flows_triggered_by_metric",
         tag: "Metrics",
         title: "Get Flows Triggered by Metric",
-        description: "Get all flows where the given metric is being used as the trigger.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`flows:read`\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flows_triggered_by_metric.json)",
+        description: "Get all flows where the given metric is being used as the trigger.",
         method: Method::Get,
         path: "/api/metrics/{id}/flow-triggers",
         params: &[
@@ -4221,7 +4221,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_ids_for_flows_triggered_by_metric",
         tag: "Metrics",
         title: "Get IDs for Flows Triggered by Metric",
-        description: "Get the IDs of all flows where the given metric is being used as the trigger.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`flows:read`\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_ids_for_flows_triggered_by_metric.json)",
+        description: "Get the IDs of all flows where the given metric is being used as the trigger.",
         method: Method::Get,
         path: "/api/metrics/{id}/relationships/flow-triggers",
         params: &[
@@ -4238,7 +4238,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_mapped_metric",
         tag: "Metrics",
         title: "Get Mapped Metric",
-        description: "Get the mapped metric with the given ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_mapped_metric.json)",
+        description: "Get the mapped metric with the given ID.",
         method: Method::Get,
         path: "/api/mapped-metrics/{id}",
         params: &[
@@ -4259,7 +4259,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_mapped_metrics",
         tag: "Metrics",
         title: "Get Mapped Metrics",
-        description: "Get all mapped metrics in an account.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_mapped_metrics.json)",
+        description: "Get all mapped metrics in an account.",
         method: Method::Get,
         path: "/api/mapped-metrics",
         params: &[
@@ -4279,7 +4279,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric",
         tag: "Metrics",
         title: "Get Metric",
-        description: "Get a metric with the given metric ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric.json)",
+        description: "Get a metric with the given metric ID.",
         method: Method::Get,
         path: "/api/metrics/{id}",
         params: &[
@@ -4299,7 +4299,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_for_mapped_metric",
         tag: "Metrics",
         title: "Get Metric for Mapped Metric",
-        description: "Get the metric for the given mapped metric ID (if applicable).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_for_mapped_metric.json)",
+        description: "Get the metric for the given mapped metric ID (if applicable).",
         method: Method::Get,
         path: "/api/mapped-metrics/{id}/metric",
         params: &[
@@ -4317,7 +4317,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_for_metric_property",
         tag: "Metrics",
         title: "Get Metric for Metric Property",
-        description: "Get the metric for the given metric property ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_for_metric_property.json)",
+        description: "Get the metric for the given metric property ID.",
         method: Method::Get,
         path: "/api/metric-properties/{id}/metric",
         params: &[
@@ -4335,7 +4335,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_id_for_mapped_metric",
         tag: "Metrics",
         title: "Get Metric ID for Mapped Metric",
-        description: "Get the ID of the metric for the given mapped metric.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_id_for_mapped_metric.json)",
+        description: "Get the ID of the metric for the given mapped metric.",
         method: Method::Get,
         path: "/api/mapped-metrics/{id}/relationships/metric",
         params: &[
@@ -4352,7 +4352,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_id_for_metric_property",
         tag: "Metrics",
         title: "Get Metric ID for Metric Property",
-        description: "Get the ID of the metric for the given metric property.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_id_for_metric_property.json)",
+        description: "Get the ID of the metric for the given metric property.",
         method: Method::Get,
         path: "/api/metric-properties/{id}/relationships/metric",
         params: &[
@@ -4369,7 +4369,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_ids_for_custom_metric",
         tag: "Metrics",
         title: "Get Metric IDs for Custom Metric",
-        description: "Get all metrics for the given custom metric ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_ids_for_custom_metric.json)",
+        description: "Get all metrics for the given custom metric ID.",
         method: Method::Get,
         path: "/api/custom-metrics/{id}/relationships/metrics",
         params: &[
@@ -4386,7 +4386,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metric_property",
         tag: "Metrics",
         title: "Get Metric Property",
-        description: "Get a metric property with the given metric property ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metric_property.json)",
+        description: "Get a metric property with the given metric property ID.",
         method: Method::Get,
         path: "/api/metric-properties/{id}",
         params: &[
@@ -4407,7 +4407,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metrics",
         tag: "Metrics",
         title: "Get Metrics",
-        description: "Get all metrics in an account.\n\nRequests can be filtered by the following fields:\nintegration `name`, integration `category`\n\nReturns a maximum of 200 results per page.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metrics.json)",
+        description: "Get all metrics in an account.\n\nRequests can be filtered by the following fields:\nintegration `name`, integration `category`\n\nReturns a maximum of 200 results per page.",
         method: Method::Get,
         path: "/api/metrics",
         params: &[
@@ -4428,7 +4428,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_metrics_for_custom_metric",
         tag: "Metrics",
         title: "Get Metrics for Custom Metric",
-        description: "Get all metrics for the given custom metric ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_metrics_for_custom_metric.json)",
+        description: "Get all metrics for the given custom metric ID.",
         method: Method::Get,
         path: "/api/custom-metrics/{id}/metrics",
         params: &[
@@ -4446,7 +4446,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_properties_for_metric",
         tag: "Metrics",
         title: "Get Properties for Metric",
-        description: "Get the metric properties for the given metric ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_properties_for_metric.json)",
+        description: "Get the metric properties for the given metric ID.",
         method: Method::Get,
         path: "/api/metrics/{id}/metric-properties",
         params: &[
@@ -4465,7 +4465,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_property_ids_for_metric",
         tag: "Metrics",
         title: "Get Property IDs for Metric",
-        description: "Get the IDs of metric properties for the given metric.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_property_ids_for_metric.json)",
+        description: "Get the IDs of metric properties for the given metric.",
         method: Method::Get,
         path: "/api/metrics/{id}/relationships/metric-properties",
         params: &[
@@ -4482,7 +4482,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_metric_aggregates",
         tag: "Metrics",
         title: "Query Metric Aggregates",
-        description: "Query and aggregate event data associated with a metric, including native Klaviyo metrics, integration-specific metrics, and custom events (not to be confused with [custom metrics](https://developers.klaviyo.com/en/reference/custom_metrics_api_overview), which are not supported at this time). Queries must be passed in the JSON body of your `POST` request.\n\nTo request campaign and flow performance data that matches the data shown in Klaviyo's UI, we recommend the [Reporting API](https://developers.klaviyo.com/en/reference/reporting_api_overview).\n\nResults can be filtered and grouped by time, event, or profile dimensions.\n\nTo learn more about how to use this endpoint, check out our new [Using the Query Metric Aggregates Endpoint guide](https://developers.klaviyo.com/en/docs/using-the-query-metric-aggregates-endpoint).\n\nFor a comprehensive list of request body parameters, native Klaviyo metrics, and their associated attributes for grouping and filtering, please refer to the [metrics attributes guide](https://developers.klaviyo.com/en/docs/supported_metrics_and_attributes).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`metrics:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_metric_aggregates.json)",
+        description: "Query and aggregate event data associated with a metric, including native Klaviyo metrics, integration-specific metrics, and custom events (not to be confused with [custom metrics](https://developers.klaviyo.com/en/reference/custom_metrics_api_overview), which are not supported at this time). Queries must be passed in the JSON body of your `POST` request.\n\nTo request campaign and flow performance data that matches the data shown in Klaviyo's UI, we recommend the [Reporting API](https://developers.klaviyo.com/en/reference/reporting_api_overview).\n\nResults can be filtered and grouped by time, event, or profile dimensions.\n\nTo learn more about how to use this endpoint, check out our new [Using the Query Metric Aggregates Endpoint guide](https://developers.klaviyo.com/en/docs/using-the-query-metric-aggregates-endpoint).\n\nFor a comprehensive list of request body parameters, native Klaviyo metrics, and their associated attributes for grouping and filtering, please refer to the [metrics attributes guide](https://developers.klaviyo.com/en/docs/supported_metrics_and_attributes).",
         method: Method::Post,
         path: "/api/metric-aggregates",
         params: &[
@@ -4499,7 +4499,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_custom_metric",
         tag: "Metrics",
         title: "Update Custom Metric",
-        description: "Update a custom metric with the given custom metric ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\nDaily: `15/d`\n\n**Scopes:**\n`metrics:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_custom_metric.json)",
+        description: "Update a custom metric with the given custom metric ID.",
         method: Method::Patch,
         path: "/api/custom-metrics/{id}",
         params: &[
@@ -4517,7 +4517,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_mapped_metric",
         tag: "Metrics",
         title: "Update Mapped Metric",
-        description: "Update the mapped metric with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\nDaily: `30/d`\n\n**Scopes:**\n`metrics:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_mapped_metric.json)",
+        description: "Update the mapped metric with the given ID.",
         method: Method::Patch,
         path: "/api/mapped-metrics/{id}",
         params: &[
@@ -4535,7 +4535,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_import_profiles",
         tag: "Profiles",
         title: "Bulk Import Profiles",
-        description: "Create a bulk profile import job to create or update a batch of profiles.\n\nAccepts up to 10,000 profiles per request. The maximum allowed payload size is 5MB. The maximum allowed payload size per-profile is 100KB.\n\nTo learn more, see our [Bulk Profile Import API guide](https://developers.klaviyo.com/en/docs/use_klaviyos_bulk_profile_import_api).\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:write`\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_import_profiles.json)",
+        description: "Create a bulk profile import job to create or update a batch of profiles.\n\nAccepts up to 10,000 profiles per request. The maximum allowed payload size is 5MB. The maximum allowed payload size per-profile is 100KB.\n\nTo learn more, see our [Bulk Profile Import API guide](https://developers.klaviyo.com/en/docs/use_klaviyos_bulk_profile_import_api).",
         method: Method::Post,
         path: "/api/profile-bulk-import-jobs",
         params: &[
@@ -4552,7 +4552,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_subscribe_profiles",
         tag: "Profiles",
         title: "Bulk Subscribe Profiles",
-        description: "Subscribe one or more profiles to email marketing, SMS marketing, WhatsApp, or push. If the provided list has double opt-in enabled, profiles will receive a message requiring their confirmation before subscribing. Otherwise, profiles will be immediately subscribed without receiving a confirmation message.\nLearn more about [consent in this guide](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nIf a list is not provided, the opt-in process used will be determined by the [account-level default opt-in setting](https://www.klaviyo.com/settings/account/api-keys).\n\nTo add someone to a list without changing their subscription status, use [Add Profile to List](https://developers.klaviyo.com/en/reference/create_list_relationships).\n\nThis API will remove any `UNSUBSCRIBE`, `SPAM_REPORT` or `USER_SUPPRESSED` suppressions from the provided profiles. Learn more about [suppressed profiles](https://help.klaviyo.com/hc/en-us/articles/115005246108-Understanding-suppressed-email-profiles#what-is-a-suppressed-profile-1).\n\nMaximum number of profiles can be submitted for subscription: 1000\n\nThis endpoint now supports a `historical_import` flag. If this flag is set `true`, profiles being subscribed will bypass double opt-in emails and be subscribed immediately. They will also bypass any associated \"Added to list\" flows. This is useful for importing historical data where you have already collected consent. If `historical_import` is set to true, the `consented_at` field is required and must be in the past.\n\nPush tokens provided in `push_tokens` will be registered for each profile as long as push subscriptions are consented to.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`lists:write`\n`profiles:write`\n`subscriptions:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_subscribe_profiles.json)",
+        description: "Subscribe one or more profiles to email marketing, SMS marketing, WhatsApp, or push. If the provided list has double opt-in enabled, profiles will receive a message requiring their confirmation before subscribing. Otherwise, profiles will be immediately subscribed without receiving a confirmation message.\nLearn more about [consent in this guide](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nIf a list is not provided, the opt-in process used will be determined by the [account-level default opt-in setting](https://www.klaviyo.com/settings/account/api-keys).\n\nTo add someone to a list without changing their subscription status, use [Add Profile to List](https://developers.klaviyo.com/en/reference/create_list_relationships).\n\nThis API will remove any `UNSUBSCRIBE`, `SPAM_REPORT` or `USER_SUPPRESSED` suppressions from the provided profiles. Learn more about [suppressed profiles](https://help.klaviyo.com/hc/en-us/articles/115005246108-Understanding-suppressed-email-profiles#what-is-a-suppressed-profile-1).\n\nMaximum number of profiles can be submitted for subscription: 1000\n\nThis endpoint now supports a `historical_import` flag. If this flag is set `true`, profiles being subscribed will bypass double opt-in emails and be subscribed immediately. They will also bypass any associated \"Added to list\" flows. This is useful for importing historical data where you have already collected consent. If `historical_import` is set to true, the `consented_at` field is required and must be in the past.\n\nPush tokens provided in `push_tokens` will be registered for each profile as long as push subscriptions are consented to.",
         method: Method::Post,
         path: "/api/profile-subscription-bulk-create-jobs",
         params: &[
@@ -4568,7 +4568,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_suppress_profiles",
         tag: "Profiles",
         title: "Bulk Suppress Profiles",
-        description: "Manually suppress profiles by email address or specify a segment/list ID to suppress all current members of a segment/list.\n\nSuppressed profiles cannot receive email marketing, independent of their consent status. To learn more, see our guides on [email suppressions](https://help.klaviyo.com/hc/en-us/articles/115005246108#what-is-a-suppressed-profile-1) and [collecting consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nEmail address per request limit: 100\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:write`\n`subscriptions:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_suppress_profiles.json)",
+        description: "Manually suppress profiles by email address or specify a segment/list ID to suppress all current members of a segment/list.\n\nSuppressed profiles cannot receive email marketing, independent of their consent status. To learn more, see our guides on [email suppressions](https://help.klaviyo.com/hc/en-us/articles/115005246108#what-is-a-suppressed-profile-1) and [collecting consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nEmail address per request limit: 100",
         method: Method::Post,
         path: "/api/profile-suppression-bulk-create-jobs",
         params: &[
@@ -4585,7 +4585,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_unsubscribe_profiles",
         tag: "Profiles",
         title: "Bulk Unsubscribe Profiles",
-        description: "> 🚧\n>\n> Profiles not in the specified list will be globally unsubscribed. Always verify profile list membership before calling this endpoint to avoid unintended global unsubscribes.\n\nUnsubscribe one or more profiles from email marketing, SMS marketing, push marketing, or a combination. Learn more about [consent in this guide](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nPush tokens provided in `subscriptions.push.tokens` will be removed for the specified profiles.\n\nTo remove someone from a list without changing their subscription status, use [Remove Profiles from List](https://developers.klaviyo.com/en/reference/remove_profiles_from_list).\n\nMaximum number of profiles per call: 100\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`lists:write`\n`profiles:write`\n`subscriptions:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_unsubscribe_profiles.json)",
+        description: "> 🚧\n>\n> Profiles not in the specified list will be globally unsubscribed. Always verify profile list membership before calling this endpoint to avoid unintended global unsubscribes.\n\nUnsubscribe one or more profiles from email marketing, SMS marketing, push marketing, or a combination. Learn more about [consent in this guide](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nPush tokens provided in `subscriptions.push.tokens` will be removed for the specified profiles.\n\nTo remove someone from a list without changing their subscription status, use [Remove Profiles from List](https://developers.klaviyo.com/en/reference/remove_profiles_from_list).\n\nMaximum number of profiles per call: 100",
         method: Method::Post,
         path: "/api/profile-subscription-bulk-delete-jobs",
         params: &[
@@ -4601,7 +4601,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "bulk_unsuppress_profiles",
         tag: "Profiles",
         title: "Bulk Unsuppress Profiles",
-        description: "Manually unsuppress profiles by email address or specify a segment/list ID to unsuppress all current members of a segment/list.\n\nThis only removes suppressions with reason USER_SUPPRESSED ; unsubscribed profiles and suppressed profiles with reason INVALID_EMAIL or HARD_BOUNCE remain unchanged. To learn more, see our guides on [email suppressions](https://help.klaviyo.com/hc/en-us/articles/115005246108#what-is-a-suppressed-profile-1) and [collecting consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nEmail address per request limit: 100\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`subscriptions:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/bulk_unsuppress_profiles.json)",
+        description: "Manually unsuppress profiles by email address or specify a segment/list ID to unsuppress all current members of a segment/list.\n\nThis only removes suppressions with reason USER_SUPPRESSED ; unsubscribed profiles and suppressed profiles with reason INVALID_EMAIL or HARD_BOUNCE remain unchanged. To learn more, see our guides on [email suppressions](https://help.klaviyo.com/hc/en-us/articles/115005246108#what-is-a-suppressed-profile-1) and [collecting consent](https://developers.klaviyo.com/en/docs/collect_email_and_sms_consent_via_api).\n\nEmail address per request limit: 100",
         method: Method::Post,
         path: "/api/profile-suppression-bulk-delete-jobs",
         params: &[
@@ -4618,7 +4618,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_or_update_profile",
         tag: "Profiles",
         title: "Create or Update Profile",
-        description: "Given a set of profile attributes and optionally an ID, create or update a profile.\n\nReturns 201 if a new profile was created, 200 if an existing profile was updated.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\nNote that setting a field to `null` will clear out the field, whereas not including a field in your request will leave it unchanged.\n\nThe maximum allowed payload size is 100KB.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_or_update_profile.json)",
+        description: "Given a set of profile attributes and optionally an ID, create or update a profile.\n\nReturns 201 if a new profile was created, 200 if an existing profile was updated.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\nNote that setting a field to `null` will clear out the field, whereas not including a field in your request will leave it unchanged.\n\nThe maximum allowed payload size is 100KB.",
         method: Method::Post,
         path: "/api/profile-import",
         params: &[
@@ -4636,7 +4636,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_profile",
         tag: "Profiles",
         title: "Create Profile",
-        description: "Create a new profile.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\nThe maximum allowed payload size is 100KB.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_profile.json)",
+        description: "Create a new profile.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\nThe maximum allowed payload size is 100KB.",
         method: Method::Post,
         path: "/api/profiles",
         params: &[
@@ -4654,7 +4654,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_push_token",
         tag: "Profiles",
         title: "Create or Update Push Token",
-        description: "Create or update a push token.\n\nThis endpoint can be used to migrate push tokens from another platform to Klaviyo. Please use our mobile SDKs ([iOS](https://github.com/klaviyo/klaviyo-swift-sdk) and [Android](https://github.com/klaviyo/klaviyo-android-sdk)) to create push tokens from users' devices.\n\nThe maximum allowed payload size is 100KB.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:write`\n`push-tokens:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_push_token.json)",
+        description: "Create or update a push token.\n\nThis endpoint can be used to migrate push tokens from another platform to Klaviyo. Please use our mobile SDKs ([iOS](https://github.com/klaviyo/klaviyo-swift-sdk) and [Android](https://github.com/klaviyo/klaviyo-android-sdk)) to create push tokens from users' devices.\n\nThe maximum allowed payload size is 100KB.",
         method: Method::Post,
         path: "/api/push-tokens",
         params: &[
@@ -4670,7 +4670,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_push_token",
         tag: "Profiles",
         title: "Delete Push Token",
-        description: "Delete a specific push token based on its ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`push-tokens:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_push_token.json)",
+        description: "Delete a specific push token based on its ID.",
         method: Method::Delete,
         path: "/api/push-tokens/{id}",
         params: &[
@@ -4687,7 +4687,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_import_profiles_job",
         tag: "Profiles",
         title: "Get Bulk Import Profiles Job",
-        description: "Get a bulk profile import job with the given job ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_import_profiles_job.json)",
+        description: "Get a bulk profile import job with the given job ID.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs/{job_id}",
         params: &[
@@ -4707,7 +4707,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_import_profiles_jobs",
         tag: "Profiles",
         title: "Get Bulk Import Profiles Jobs",
-        description: "Get all bulk profile import jobs.\n\nReturns a maximum of 100 jobs per request.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_import_profiles_jobs.json)",
+        description: "Get all bulk profile import jobs.\n\nReturns a maximum of 100 jobs per request.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs",
         params: &[
@@ -4728,7 +4728,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_suppress_profiles_job",
         tag: "Profiles",
         title: "Get Bulk Suppress Profiles Job",
-        description: "Get the bulk suppress profiles job with the given job ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`subscriptions:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_suppress_profiles_job.json)",
+        description: "Get the bulk suppress profiles job with the given job ID.",
         method: Method::Get,
         path: "/api/profile-suppression-bulk-create-jobs/{job_id}",
         params: &[
@@ -4746,7 +4746,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_suppress_profiles_jobs",
         tag: "Profiles",
         title: "Get Bulk Suppress Profiles Jobs",
-        description: "Get the status of all bulk profile suppression jobs.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`subscriptions:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_suppress_profiles_jobs.json)",
+        description: "Get the status of all bulk profile suppression jobs.",
         method: Method::Get,
         path: "/api/profile-suppression-bulk-create-jobs",
         params: &[
@@ -4766,7 +4766,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_unsuppress_profiles_job",
         tag: "Profiles",
         title: "Get Bulk Unsuppress Profiles Job",
-        description: "Get the bulk unsuppress profiles job with the given job ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`subscriptions:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_unsuppress_profiles_job.json)",
+        description: "Get the bulk unsuppress profiles job with the given job ID.",
         method: Method::Get,
         path: "/api/profile-suppression-bulk-delete-jobs/{job_id}",
         params: &[
@@ -4784,7 +4784,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_bulk_unsuppress_profiles_jobs",
         tag: "Profiles",
         title: "Get Bulk Unsuppress Profiles Jobs",
-        description: "Get all bulk unsuppress profiles jobs.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`subscriptions:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_bulk_unsuppress_profiles_jobs.json)",
+        description: "Get all bulk unsuppress profiles jobs.",
         method: Method::Get,
         path: "/api/profile-suppression-bulk-delete-jobs",
         params: &[
@@ -4804,7 +4804,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_conversation_for_profile",
         tag: "Profiles",
         title: "Get Conversation for Profile",
-        description: "Get the conversation for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`conversations:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_conversation_for_profile.json)",
+        description: "Get the conversation for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/conversation",
         params: &[
@@ -4822,7 +4822,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_conversation_id_for_profile",
         tag: "Profiles",
         title: "Get Conversation ID for Profile",
-        description: "Get the conversation relationship for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`conversations:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_conversation_id_for_profile.json)",
+        description: "Get the conversation relationship for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/relationships/conversation",
         params: &[
@@ -4839,7 +4839,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_conversation_ids_for_profile",
         tag: "Profiles",
         title: "Get Conversation IDs for Profile",
-        description: "Get the IDs of all conversations for a profile across all channels.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`conversations:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_conversation_ids_for_profile.json)",
+        description: "Get the IDs of all conversations for a profile across all channels.",
         method: Method::Get,
         path: "/api/profiles/{id}/relationships/conversations",
         params: &[
@@ -4856,7 +4856,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_conversations_for_profile",
         tag: "Profiles",
         title: "Get Conversations for Profile",
-        description: "Get all conversations for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`conversations:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_conversations_for_profile.json)",
+        description: "Get all conversations for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/conversations",
         params: &[
@@ -4874,7 +4874,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_errors_for_bulk_import_profiles_job",
         tag: "Profiles",
         title: "Get Errors for Bulk Import Profiles Job",
-        description: "Get import errors for the bulk profile import job with the given ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_errors_for_bulk_import_profiles_job.json)",
+        description: "Get import errors for the bulk profile import job with the given ID.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs/{id}/import-errors",
         params: &[
@@ -4894,7 +4894,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_list_for_bulk_import_profiles_job",
         tag: "Profiles",
         title: "Get List for Bulk Import Profiles Job",
-        description: "Get list for the bulk profile import job with the given ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_list_for_bulk_import_profiles_job.json)",
+        description: "Get list for the bulk profile import job with the given ID.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs/{id}/lists",
         params: &[
@@ -4912,7 +4912,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_list_ids_for_bulk_import_profiles_job",
         tag: "Profiles",
         title: "Get List IDs for Bulk Import Profiles Job",
-        description: "Get list relationship for the bulk profile import job with the given ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`lists:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_list_ids_for_bulk_import_profiles_job.json)",
+        description: "Get list relationship for the bulk profile import job with the given ID.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs/{id}/relationships/lists",
         params: &[
@@ -4929,7 +4929,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_list_ids_for_profile",
         tag: "Profiles",
         title: "Get List IDs for Profile",
-        description: "Get list memberships for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_list_ids_for_profile.json)",
+        description: "Get list memberships for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/relationships/lists",
         params: &[
@@ -4946,7 +4946,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_lists_for_profile",
         tag: "Profiles",
         title: "Get Lists for Profile",
-        description: "Get list memberships for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:read`\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_lists_for_profile.json)",
+        description: "Get list memberships for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/lists",
         params: &[
@@ -4964,7 +4964,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile",
         tag: "Profiles",
         title: "Get Profile",
-        description: "Get the profile with the given profile ID.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\nRate limits when using the `include=list` parameter in your API request:\nBurst: `1/s`\nSteady: `15/m`\n\nRate limits when using the `include=segment` parameter in your API request:\nBurst: `1/s`\nSteady: `15/m`\n\nTo learn more about how the `include` parameter impacts rate limits, check out our [Rate limits, status codes, and errors](https://developers.klaviyo.com/en/v2026-07-15/docs/rate_limits_and_error_handling) guide.\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile.json)",
+        description: "Get the profile with the given profile ID.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.",
         method: Method::Get,
         path: "/api/profiles/{id}",
         params: &[
@@ -4988,7 +4988,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_for_push_token",
         tag: "Profiles",
         title: "Get Profile for Push Token",
-        description: "Return the profile associated with the given push token.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n`push-tokens:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_for_push_token.json)",
+        description: "Return the profile associated with the given push token.",
         method: Method::Get,
         path: "/api/push-tokens/{id}/profile",
         params: &[
@@ -5007,7 +5007,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_id_for_push_token",
         tag: "Profiles",
         title: "Get Profile ID for Push Token",
-        description: "Return the ID of the profile associated with the given push token.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n`push-tokens:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_id_for_push_token.json)",
+        description: "Return the ID of the profile associated with the given push token.",
         method: Method::Get,
         path: "/api/push-tokens/{id}/relationships/profile",
         params: &[
@@ -5024,7 +5024,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_ids_for_bulk_import_profiles_job",
         tag: "Profiles",
         title: "Get Profile IDs for Bulk Import Profiles Job",
-        description: "Get profile relationships for the bulk profile import job with the given ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_ids_for_bulk_import_profiles_job.json)",
+        description: "Get profile relationships for the bulk profile import job with the given ID.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs/{id}/relationships/profiles",
         params: &[
@@ -5043,7 +5043,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profiles",
         tag: "Profiles",
         title: "Get Profiles",
-        description: "Get all profiles in an account.\n\nProfiles can be sorted by the following fields in ascending and descending order: `id`, `created`, `updated`, `email`, `subscriptions.email.marketing.suppression.timestamp`, `subscriptions.email.marketing.list_suppressions.timestamp`\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\nRate limits when using the `additional-fields[profile]=predictive_analytics` parameter in your API request:\nBurst: `10/s`\nSteady: `150/m`\n\nTo learn more about how the `additional-fields` parameter impacts rate limits, check out our [Rate limits, status codes, and errors](https://developers.klaviyo.com/en/v2026-07-15/docs/rate_limits_and_error_handling) guide.\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profiles.json)",
+        description: "Get all profiles in an account.\n\nProfiles can be sorted by the following fields in ascending and descending order: `id`, `created`, `updated`, `email`, `subscriptions.email.marketing.suppression.timestamp`, `subscriptions.email.marketing.list_suppressions.timestamp`\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.",
         method: Method::Get,
         path: "/api/profiles",
         params: &[
@@ -5068,7 +5068,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profiles_for_bulk_import_profiles_job",
         tag: "Profiles",
         title: "Get Profiles for Bulk Import Profiles Job",
-        description: "Get profiles for the bulk profile import job with the given ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profiles_for_bulk_import_profiles_job.json)",
+        description: "Get profiles for the bulk profile import job with the given ID.",
         method: Method::Get,
         path: "/api/profile-bulk-import-jobs/{id}/profiles",
         params: &[
@@ -5089,7 +5089,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_push_token",
         tag: "Profiles",
         title: "Get Push Token",
-        description: "Return a specific push token based on its ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n`push-tokens:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_push_token.json)",
+        description: "Return a specific push token based on its ID.",
         method: Method::Get,
         path: "/api/push-tokens/{id}",
         params: &[
@@ -5109,7 +5109,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_push_token_ids_for_profile",
         tag: "Profiles",
         title: "Get Push Token IDs for Profile",
-        description: "Return the IDs of all push tokens associated with the given profile.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_push_token_ids_for_profile.json)",
+        description: "Return the IDs of all push tokens associated with the given profile.",
         method: Method::Get,
         path: "/api/profiles/{id}/relationships/push-tokens",
         params: &[
@@ -5126,7 +5126,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_push_tokens",
         tag: "Profiles",
         title: "Get Push Tokens",
-        description: "Return push tokens associated with company.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n`push-tokens:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_push_tokens.json)",
+        description: "Return push tokens associated with company.",
         method: Method::Get,
         path: "/api/push-tokens",
         params: &[
@@ -5148,7 +5148,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_push_tokens_for_profile",
         tag: "Profiles",
         title: "Get Push Tokens for Profile",
-        description: "Return all push tokens that belong to the given profile.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_push_tokens_for_profile.json)",
+        description: "Return all push tokens that belong to the given profile.",
         method: Method::Get,
         path: "/api/profiles/{id}/push-tokens",
         params: &[
@@ -5166,7 +5166,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_segment_ids_for_profile",
         tag: "Profiles",
         title: "Get Segment IDs for Profile",
-        description: "Get segment membership relationships for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`profiles:read`\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_segment_ids_for_profile.json)",
+        description: "Get segment membership relationships for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/relationships/segments",
         params: &[
@@ -5183,7 +5183,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_segments_for_profile",
         tag: "Profiles",
         title: "Get Segments for Profile",
-        description: "Get segment memberships for a profile with the given profile ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`profiles:read`\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_segments_for_profile.json)",
+        description: "Get segment memberships for a profile with the given profile ID.",
         method: Method::Get,
         path: "/api/profiles/{id}/segments",
         params: &[
@@ -5201,7 +5201,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "merge_profiles",
         tag: "Profiles",
         title: "Merge Profiles",
-        description: "Merge a given related profile into a profile with the given profile ID.\n\nThe profile provided under `relationships` (the \"source\" profile) will be merged into the profile provided by the ID in the base data object (the \"destination\" profile).\nThis endpoint queues an asynchronous task which will merge data from the source profile into the destination profile, deleting the source profile in the process. This endpoint accepts only one source profile.\n\nTo learn more about how profile data is preserved or overwritten during a merge, please [visit our Help Center](https://help.klaviyo.com/hc/en-us/articles/115005073847#merge-2-profiles3).\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/merge_profiles.json)",
+        description: "Merge a given related profile into a profile with the given profile ID.\n\nThe profile provided under `relationships` (the \"source\" profile) will be merged into the profile provided by the ID in the base data object (the \"destination\" profile).\nThis endpoint queues an asynchronous task which will merge data from the source profile into the destination profile, deleting the source profile in the process. This endpoint accepts only one source profile.\n\nTo learn more about how profile data is preserved or overwritten during a merge, please [visit our Help Center](https://help.klaviyo.com/hc/en-us/articles/115005073847#merge-2-profiles3).",
         method: Method::Post,
         path: "/api/profile-merge",
         params: &[
@@ -5218,7 +5218,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_profile",
         tag: "Profiles",
         title: "Update Profile",
-        description: "Update the profile with the given profile ID.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\nNote that setting a field to `null` will clear out the field, whereas not including a field in your request will leave it unchanged.\n\nThe maximum allowed payload size is 100KB.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_profile.json)",
+        description: "Update the profile with the given profile ID.\n\nUse the `additional-fields` parameter to include subscriptions and predictive analytics data in your response.\n\nNote that setting a field to `null` will clear out the field, whereas not including a field in your request will leave it unchanged.\n\nThe maximum allowed payload size is 100KB.",
         method: Method::Patch,
         path: "/api/profiles/{id}",
         params: &[
@@ -5237,7 +5237,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_campaign_values",
         tag: "Reporting",
         title: "Query Campaign Values",
-        description: "Returns the requested campaign analytics values data\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`campaigns:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_campaign_values.json)",
+        description: "Returns the requested campaign analytics values data",
         method: Method::Post,
         path: "/api/campaign-values-reports",
         params: &[
@@ -5255,7 +5255,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_flow_series",
         tag: "Reporting",
         title: "Query Flow Series",
-        description: "Returns the requested flow analytics series data\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_flow_series.json)",
+        description: "Returns the requested flow analytics series data",
         method: Method::Post,
         path: "/api/flow-series-reports",
         params: &[
@@ -5273,7 +5273,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_flow_values",
         tag: "Reporting",
         title: "Query Flow Values",
-        description: "Returns the requested flow analytics values data\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`flows:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_flow_values.json)",
+        description: "Returns the requested flow analytics values data",
         method: Method::Post,
         path: "/api/flow-values-reports",
         params: &[
@@ -5291,7 +5291,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_form_series",
         tag: "Reporting",
         title: "Query Form Series",
-        description: "Returns the requested form analytics series data.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_form_series.json)",
+        description: "Returns the requested form analytics series data.",
         method: Method::Post,
         path: "/api/form-series-reports",
         params: &[
@@ -5308,7 +5308,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_form_values",
         tag: "Reporting",
         title: "Query Form Values",
-        description: "Returns the requested form analytics values data.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`forms:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_form_values.json)",
+        description: "Returns the requested form analytics values data.",
         method: Method::Post,
         path: "/api/form-values-reports",
         params: &[
@@ -5325,7 +5325,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_segment_series",
         tag: "Reporting",
         title: "Query Segment Series",
-        description: "Returns the requested segment analytics series data.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_segment_series.json)",
+        description: "Returns the requested segment analytics series data.",
         method: Method::Post,
         path: "/api/segment-series-reports",
         params: &[
@@ -5342,7 +5342,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "query_segment_values",
         tag: "Reporting",
         title: "Query Segment Values",
-        description: "Returns the requested segment analytics values data.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `2/m`\nDaily: `225/d`\n\n**Scopes:**\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/query_segment_values.json)",
+        description: "Returns the requested segment analytics values data.",
         method: Method::Post,
         path: "/api/segment-values-reports",
         params: &[
@@ -5359,7 +5359,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_review",
         tag: "Reviews",
         title: "Get Review",
-        description: "Get the review with the given ID.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`reviews:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_review.json)",
+        description: "Get the review with the given ID.",
         method: Method::Get,
         path: "/api/reviews/{id}",
         params: &[
@@ -5379,7 +5379,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_reviews",
         tag: "Reviews",
         title: "Get Reviews",
-        description: "Get all reviews.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`reviews:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_reviews.json)",
+        description: "Get all reviews.",
         method: Method::Get,
         path: "/api/reviews",
         params: &[
@@ -5402,7 +5402,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_review",
         tag: "Reviews",
         title: "Update Review",
-        description: "Update a review.\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`reviews:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_review.json)",
+        description: "Update a review.",
         method: Method::Patch,
         path: "/api/reviews/{id}",
         params: &[
@@ -5420,7 +5420,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_segment",
         tag: "Segments",
         title: "Create Segment",
-        description: "Create a segment.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\nDaily: `100/d`\n\n**Scopes:**\n`segments:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_segment.json)",
+        description: "Create a segment.",
         method: Method::Post,
         path: "/api/segments",
         params: &[
@@ -5437,7 +5437,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_segment",
         tag: "Segments",
         title: "Delete Segment",
-        description: "Delete a segment with the given segment ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`segments:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_segment.json)",
+        description: "Delete a segment with the given segment ID.",
         method: Method::Delete,
         path: "/api/segments/{id}",
         params: &[
@@ -5454,7 +5454,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flows_triggered_by_segment",
         tag: "Segments",
         title: "Get Flows Triggered by Segment",
-        description: "Get all flows where the given segment ID is being used as the trigger.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flows_triggered_by_segment.json)",
+        description: "Get all flows where the given segment ID is being used as the trigger.",
         method: Method::Get,
         path: "/api/segments/{id}/flow-triggers",
         params: &[
@@ -5472,7 +5472,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_ids_for_flows_triggered_by_segment",
         tag: "Segments",
         title: "Get IDs for Flows Triggered by Segment",
-        description: "Get the IDs of all flows where the given segment is being used as the trigger.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_ids_for_flows_triggered_by_segment.json)",
+        description: "Get the IDs of all flows where the given segment is being used as the trigger.",
         method: Method::Get,
         path: "/api/segments/{id}/relationships/flow-triggers",
         params: &[
@@ -5489,7 +5489,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profile_ids_for_segment",
         tag: "Segments",
         title: "Get Profile IDs for Segment",
-        description: "Get all profile membership [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for the given segment ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:read`\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profile_ids_for_segment.json)",
+        description: "Get all profile membership [relationships](https://developers.klaviyo.com/en/reference/api_overview#relationships) for the given segment ID.",
         method: Method::Get,
         path: "/api/segments/{id}/relationships/profiles",
         params: &[
@@ -5510,7 +5510,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_profiles_for_segment",
         tag: "Segments",
         title: "Get Profiles for Segment",
-        description: "Get all profiles within a segment with the given segment ID.\n\nFilter to request a subset of all profiles. Profiles can be filtered by `email`, `phone_number`, `push_token`, and `joined_group_at` fields. Profiles can be sorted by the following fields, in ascending and descending order: `joined_group_at`\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`profiles:read`\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_profiles_for_segment.json)",
+        description: "Get all profiles within a segment with the given segment ID.\n\nFilter to request a subset of all profiles. Profiles can be filtered by `email`, `phone_number`, `push_token`, and `joined_group_at` fields. Profiles can be sorted by the following fields, in ascending and descending order: `joined_group_at`",
         method: Method::Get,
         path: "/api/segments/{id}/profiles",
         params: &[
@@ -5533,7 +5533,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_segment",
         tag: "Segments",
         title: "Get Segment",
-        description: "Get a segment with the given segment ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\nRate limits when using the `additional-fields[segment]=profile_count` parameter in your API request:\nBurst: `1/s`\nSteady: `15/m`\n\nTo learn more about how the `additional-fields` parameter impacts rate limits, check out our [Rate limits, status codes, and errors](https://developers.klaviyo.com/en/v2026-07-15/docs/rate_limits_and_error_handling) guide.\n\n**Scopes:**\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_segment.json)",
+        description: "Get a segment with the given segment ID.",
         method: Method::Get,
         path: "/api/segments/{id}",
         params: &[
@@ -5555,7 +5555,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_segments",
         tag: "Segments",
         title: "Get Segments",
-        description: "Get all segments in an account.\n\nFilter to request a subset of all segments. Segments can be filtered by `name`, `created`, and `updated` fields.\n\nReturns a maximum of 10 results per page.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`segments:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_segments.json)",
+        description: "Get all segments in an account.\n\nFilter to request a subset of all segments. Segments can be filtered by `name`, `created`, and `updated` fields.\n\nReturns a maximum of 10 results per page.",
         method: Method::Get,
         path: "/api/segments",
         params: &[
@@ -5579,7 +5579,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_ids_for_segment",
         tag: "Segments",
         title: "Get Tag IDs for Segment",
-        description: "If `related_resource` is `tags`, returns the tag IDs of all tags associated with the given segment ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`segments:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_ids_for_segment.json)",
+        description: "If `related_resource` is `tags`, returns the tag IDs of all tags associated with the given segment ID.",
         method: Method::Get,
         path: "/api/segments/{id}/relationships/tags",
         params: &[
@@ -5596,7 +5596,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tags_for_segment",
         tag: "Segments",
         title: "Get Tags for Segment",
-        description: "Return all tags associated with the given segment ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`segments:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tags_for_segment.json)",
+        description: "Return all tags associated with the given segment ID.",
         method: Method::Get,
         path: "/api/segments/{id}/tags",
         params: &[
@@ -5614,7 +5614,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_segment",
         tag: "Segments",
         title: "Update Segment",
-        description: "Update a segment with the given segment ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\nDaily: `100/d`\n\n**Scopes:**\n`segments:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_segment.json)",
+        description: "Update a segment with the given segment ID.",
         method: Method::Patch,
         path: "/api/segments/{id}",
         params: &[
@@ -5632,7 +5632,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_tag",
         tag: "Tags",
         title: "Create Tag",
-        description: "Create a tag. An account cannot have more than **500** unique tags.\n\nA tag belongs to a single tag group. If `relationships.tag-group.data.id` is not specified,\nthe tag is added to the account's default tag group.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_tag.json)",
+        description: "Create a tag. An account cannot have more than **500** unique tags.\n\nA tag belongs to a single tag group. If `relationships.tag-group.data.id` is not specified,\nthe tag is added to the account's default tag group.",
         method: Method::Post,
         path: "/api/tags",
         params: &[
@@ -5649,7 +5649,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_tag_group",
         tag: "Tags",
         title: "Create Tag Group",
-        description: "Create a tag group. An account cannot have more than **50** unique tag groups.\n\nIf `exclusive` is not specified `true` or `false`, the tag group defaults to non-exclusive.\n\nIf a tag group is non-exclusive, any given related resource (campaign, flow, etc.)\ncan be linked to multiple tags from that tag group.\nIf a tag group is exclusive, any given related resource can only be linked to one tag from that tag group.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_tag_group.json)",
+        description: "Create a tag group. An account cannot have more than **50** unique tag groups.\n\nIf `exclusive` is not specified `true` or `false`, the tag group defaults to non-exclusive.\n\nIf a tag group is non-exclusive, any given related resource (campaign, flow, etc.)\ncan be linked to multiple tags from that tag group.\nIf a tag group is exclusive, any given related resource can only be linked to one tag from that tag group.",
         method: Method::Post,
         path: "/api/tag-groups",
         params: &[
@@ -5666,7 +5666,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_tag",
         tag: "Tags",
         title: "Delete Tag",
-        description: "Delete the tag with the given tag ID. Any associations between the tag and other resources will also be removed.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_tag.json)",
+        description: "Delete the tag with the given tag ID. Any associations between the tag and other resources will also be removed.",
         method: Method::Delete,
         path: "/api/tags/{id}",
         params: &[
@@ -5683,7 +5683,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_tag_group",
         tag: "Tags",
         title: "Delete Tag Group",
-        description: "Delete the tag group with the given tag group ID.\n\nAny tags inside that tag group, and any associations between those tags and other resources, will also be removed. The default tag group cannot be deleted.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_tag_group.json)",
+        description: "Delete the tag group with the given tag group ID.\n\nAny tags inside that tag group, and any associations between those tags and other resources, will also be removed. The default tag group cannot be deleted.",
         method: Method::Delete,
         path: "/api/tag-groups/{id}",
         params: &[
@@ -5700,7 +5700,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_campaign_ids_for_tag",
         tag: "Tags",
         title: "Get Campaign IDs for Tag",
-        description: "Returns the IDs of all campaigns associated with the given tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`campaigns:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_campaign_ids_for_tag.json)",
+        description: "Returns the IDs of all campaigns associated with the given tag.",
         method: Method::Get,
         path: "/api/tags/{id}/relationships/campaigns",
         params: &[
@@ -5717,7 +5717,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_flow_ids_for_tag",
         tag: "Tags",
         title: "Get Flow IDs for Tag",
-        description: "Returns the IDs of all flows associated with the given tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_flow_ids_for_tag.json)",
+        description: "Returns the IDs of all flows associated with the given tag.",
         method: Method::Get,
         path: "/api/tags/{id}/relationships/flows",
         params: &[
@@ -5734,7 +5734,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_list_ids_for_tag",
         tag: "Tags",
         title: "Get List IDs for Tag",
-        description: "Returns the IDs of all lists associated with the given tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_list_ids_for_tag.json)",
+        description: "Returns the IDs of all lists associated with the given tag.",
         method: Method::Get,
         path: "/api/tags/{id}/relationships/lists",
         params: &[
@@ -5751,7 +5751,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_segment_ids_for_tag",
         tag: "Tags",
         title: "Get Segment IDs for Tag",
-        description: "Returns the IDs of all segments associated with the given tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`segments:read`\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_segment_ids_for_tag.json)",
+        description: "Returns the IDs of all segments associated with the given tag.",
         method: Method::Get,
         path: "/api/tags/{id}/relationships/segments",
         params: &[
@@ -5768,7 +5768,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag",
         tag: "Tags",
         title: "Get Tag",
-        description: "Retrieve the tag with the given tag ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag.json)",
+        description: "Retrieve the tag with the given tag ID.",
         method: Method::Get,
         path: "/api/tags/{id}",
         params: &[
@@ -5788,7 +5788,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_group",
         tag: "Tags",
         title: "Get Tag Group",
-        description: "Retrieve the tag group with the given tag group ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_group.json)",
+        description: "Retrieve the tag group with the given tag group ID.",
         method: Method::Get,
         path: "/api/tag-groups/{id}",
         params: &[
@@ -5806,7 +5806,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_group_for_tag",
         tag: "Tags",
         title: "Get Tag Group for Tag",
-        description: "Returns the tag group resource for a given tag ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_group_for_tag.json)",
+        description: "Returns the tag group resource for a given tag ID.",
         method: Method::Get,
         path: "/api/tags/{id}/tag-group",
         params: &[
@@ -5824,7 +5824,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_group_id_for_tag",
         tag: "Tags",
         title: "Get Tag Group ID for Tag",
-        description: "Returns the id of the tag group related to the given tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_group_id_for_tag.json)",
+        description: "Returns the id of the tag group related to the given tag.",
         method: Method::Get,
         path: "/api/tags/{id}/relationships/tag-group",
         params: &[
@@ -5841,7 +5841,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_groups",
         tag: "Tags",
         title: "Get Tag Groups",
-        description: "List all tag groups in an account. Every account has one default tag group.\n\nTag groups can be filtered by `name`, `exclusive`, and `default`, and sorted by `name` or `id` in ascending or descending order.\n\nReturns a maximum of 25 tag groups per request, which can be paginated with\n[cursor-based pagination](https://developers.klaviyo.com/en/v2022-10-17/reference/api_overview#pagination).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_groups.json)",
+        description: "List all tag groups in an account. Every account has one default tag group.\n\nTag groups can be filtered by `name`, `exclusive`, and `default`, and sorted by `name` or `id` in ascending or descending order.\n\nReturns a maximum of 25 tag groups per request, which can be paginated with\n[cursor-based pagination](https://developers.klaviyo.com/en/v2022-10-17/reference/api_overview#pagination).",
         method: Method::Get,
         path: "/api/tag-groups",
         params: &[
@@ -5862,7 +5862,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tag_ids_for_tag_group",
         tag: "Tags",
         title: "Get Tag IDs for Tag Group",
-        description: "Returns the tag IDs of all tags inside the given tag group.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tag_ids_for_tag_group.json)",
+        description: "Returns the tag IDs of all tags inside the given tag group.",
         method: Method::Get,
         path: "/api/tag-groups/{id}/relationships/tags",
         params: &[
@@ -5879,7 +5879,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tags",
         tag: "Tags",
         title: "Get Tags",
-        description: "List all tags in an account.\n\nTags can be filtered by `name`, and sorted by `name` or `id` in ascending or descending order.\n\nReturns a maximum of 50 tags per request, which can be paginated with\n[cursor-based pagination](https://developers.klaviyo.com/en/v2022-10-17/reference/api_overview#pagination).\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tags.json)",
+        description: "List all tags in an account.\n\nTags can be filtered by `name`, and sorted by `name` or `id` in ascending or descending order.\n\nReturns a maximum of 50 tags per request, which can be paginated with\n[cursor-based pagination](https://developers.klaviyo.com/en/v2022-10-17/reference/api_overview#pagination).",
         method: Method::Get,
         path: "/api/tags",
         params: &[
@@ -5902,7 +5902,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tags_for_tag_group",
         tag: "Tags",
         title: "Get Tags for Tag Group",
-        description: "Return the tags for a given tag group ID.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tags_for_tag_group.json)",
+        description: "Return the tags for a given tag group ID.",
         method: Method::Get,
         path: "/api/tag-groups/{id}/tags",
         params: &[
@@ -5920,7 +5920,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_tag_from_campaigns",
         tag: "Tags",
         title: "Remove Tag from Campaigns",
-        description: "Remove a tag's association with one or more campaigns.\n\n\nUse the request body to pass in the ID(s) of the campaign(s) whose association with the tag\nwill be removed.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`campaigns:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_tag_from_campaigns.json)",
+        description: "Remove a tag's association with one or more campaigns.\n\n\nUse the request body to pass in the ID(s) of the campaign(s) whose association with the tag\nwill be removed.",
         method: Method::Delete,
         path: "/api/tags/{id}/relationships/campaigns",
         params: &[
@@ -5937,7 +5937,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_tag_from_flows",
         tag: "Tags",
         title: "Remove Tag from Flows",
-        description: "Remove a tag's association with one or more flows.\n\n\nUse the request body to pass in the ID(s) of the flows(s) whose association with the tag\nwill be removed.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_tag_from_flows.json)",
+        description: "Remove a tag's association with one or more flows.\n\n\nUse the request body to pass in the ID(s) of the flows(s) whose association with the tag\nwill be removed.",
         method: Method::Delete,
         path: "/api/tags/{id}/relationships/flows",
         params: &[
@@ -5954,7 +5954,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_tag_from_lists",
         tag: "Tags",
         title: "Remove Tag from Lists",
-        description: "Remove a tag's association with one or more lists.\n\n\nUse the request body to pass in the ID(s) of the list(s) whose association with the tag\nwill be removed.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_tag_from_lists.json)",
+        description: "Remove a tag's association with one or more lists.\n\n\nUse the request body to pass in the ID(s) of the list(s) whose association with the tag\nwill be removed.",
         method: Method::Delete,
         path: "/api/tags/{id}/relationships/lists",
         params: &[
@@ -5971,7 +5971,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "remove_tag_from_segments",
         tag: "Tags",
         title: "Remove Tag from Segments",
-        description: "Remove a tag's association with one or more segments.\n\n\nUse the request body to pass in the ID(s) of the segments(s) whose association with the tag\nwill be removed.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`segments:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/remove_tag_from_segments.json)",
+        description: "Remove a tag's association with one or more segments.\n\n\nUse the request body to pass in the ID(s) of the segments(s) whose association with the tag\nwill be removed.",
         method: Method::Delete,
         path: "/api/tags/{id}/relationships/segments",
         params: &[
@@ -5988,7 +5988,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "tag_campaigns",
         tag: "Tags",
         title: "Tag Campaigns",
-        description: "Associate a tag with one or more campaigns. Any campaign cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the campaign(s) that will be associated with the tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`campaigns:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/tag_campaigns.json)",
+        description: "Associate a tag with one or more campaigns. Any campaign cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the campaign(s) that will be associated with the tag.",
         method: Method::Post,
         path: "/api/tags/{id}/relationships/campaigns",
         params: &[
@@ -6005,7 +6005,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "tag_flows",
         tag: "Tags",
         title: "Tag Flows",
-        description: "Associate a tag with one or more flows. Any flow cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the flow(s) that will be associated with the tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`flows:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/tag_flows.json)",
+        description: "Associate a tag with one or more flows. Any flow cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the flow(s) that will be associated with the tag.",
         method: Method::Post,
         path: "/api/tags/{id}/relationships/flows",
         params: &[
@@ -6022,7 +6022,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "tag_lists",
         tag: "Tags",
         title: "Tag Lists",
-        description: "Associate a tag with one or more lists. Any list cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the lists(s) that will be associated with the tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`lists:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/tag_lists.json)",
+        description: "Associate a tag with one or more lists. Any list cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the lists(s) that will be associated with the tag.",
         method: Method::Post,
         path: "/api/tags/{id}/relationships/lists",
         params: &[
@@ -6039,7 +6039,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "tag_segments",
         tag: "Tags",
         title: "Tag Segments",
-        description: "Associate a tag with one or more segments. Any segment cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the segments(s) that will be associated with the tag.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`segments:write`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/tag_segments.json)",
+        description: "Associate a tag with one or more segments. Any segment cannot be associated with more than **100** tags.\n\n\nUse the request body to pass in the ID(s) of the segments(s) that will be associated with the tag.",
         method: Method::Post,
         path: "/api/tags/{id}/relationships/segments",
         params: &[
@@ -6056,7 +6056,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_tag",
         tag: "Tags",
         title: "Update Tag",
-        description: "Update the tag with the given tag ID.\n\nOnly a tag's `name` can be changed. A tag cannot be moved from one tag group to another.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_tag.json)",
+        description: "Update the tag with the given tag ID.\n\nOnly a tag's `name` can be changed. A tag cannot be moved from one tag group to another.",
         method: Method::Patch,
         path: "/api/tags/{id}",
         params: &[
@@ -6073,7 +6073,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_tag_group",
         tag: "Tags",
         title: "Update Tag Group",
-        description: "Update the tag group with the given tag group ID.\n\nOnly a tag group's `name` can be changed. A tag group's `exclusive` or `default` value cannot be changed.\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`tags:read`\n`tags:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_tag_group.json)",
+        description: "Update the tag group with the given tag group ID.\n\nOnly a tag group's `name` can be changed. A tag group's `exclusive` or `default` value cannot be changed.",
         method: Method::Patch,
         path: "/api/tag-groups/{id}",
         params: &[
@@ -6090,7 +6090,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "clone_template",
         tag: "Templates",
         title: "Clone Template",
-        description: "Create a clone of a template with the given template ID.\n\nIf there are 1,000 or more templates in an account, cloning will fail as there is a limit of 1,000 templates\nthat can be created via the API.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/clone_template.json)",
+        description: "Create a clone of a template with the given template ID.\n\nIf there are 1,000 or more templates in an account, cloning will fail as there is a limit of 1,000 templates\nthat can be created via the API.",
         method: Method::Post,
         path: "/api/template-clone",
         params: &[
@@ -6107,7 +6107,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_template",
         tag: "Templates",
         title: "Create Template",
-        description: "Create a new HTML or drag-and-drop template.\n\nIf there are 1,000 or more templates in an account, creation will fail as there is a limit of 1,000 templates\nthat can be created via the API.\n\nRequest specific fields using [sparse fieldsets](https://developers.klaviyo.com/en/reference/api_overview#sparse-fieldsets).\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_template.json)",
+        description: "Create a new HTML or drag-and-drop template.\n\nIf there are 1,000 or more templates in an account, creation will fail as there is a limit of 1,000 templates\nthat can be created via the API.\n\nRequest specific fields using [sparse fieldsets](https://developers.klaviyo.com/en/reference/api_overview#sparse-fieldsets).",
         method: Method::Post,
         path: "/api/templates",
         params: &[
@@ -6125,7 +6125,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_universal_content",
         tag: "Templates",
         title: "Create Universal Content",
-        description: "Create universal content. Currently supported block types are: `button`, `drop_shadow`, `horizontal_rule`, `html`, `image`, `spacer`, and `text`.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_universal_content.json)",
+        description: "Create universal content. Currently supported block types are: `button`, `drop_shadow`, `horizontal_rule`, `html`, `image`, `spacer`, and `text`.",
         method: Method::Post,
         path: "/api/template-universal-content",
         params: &[
@@ -6142,7 +6142,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_template",
         tag: "Templates",
         title: "Delete Template",
-        description: "Delete a template with the given template ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_template.json)",
+        description: "Delete a template with the given template ID.",
         method: Method::Delete,
         path: "/api/templates/{id}",
         params: &[
@@ -6159,7 +6159,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_universal_content",
         tag: "Templates",
         title: "Delete Universal Content",
-        description: "Delete the universal content with the given ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_universal_content.json)",
+        description: "Delete the universal content with the given ID.",
         method: Method::Delete,
         path: "/api/template-universal-content/{id}",
         params: &[
@@ -6176,7 +6176,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_all_universal_content",
         tag: "Templates",
         title: "Get All Universal Content",
-        description: "Get all universal content in an account.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_all_universal_content.json)",
+        description: "Get all universal content in an account.",
         method: Method::Get,
         path: "/api/template-universal-content",
         params: &[
@@ -6197,7 +6197,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_template",
         tag: "Templates",
         title: "Get Template",
-        description: "Get a template with the given template ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_template.json)",
+        description: "Get a template with the given template ID.",
         method: Method::Get,
         path: "/api/templates/{id}",
         params: &[
@@ -6216,7 +6216,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_templates",
         tag: "Templates",
         title: "Get Templates",
-        description: "Get all templates in an account.\n\nUse `additional-fields[template]=definition` to include the full template\ndefinition for SYSTEM_DRAGGABLE templates.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_templates.json)",
+        description: "Get all templates in an account.\n\nUse `additional-fields[template]=definition` to include the full template\ndefinition for SYSTEM_DRAGGABLE templates.",
         method: Method::Get,
         path: "/api/templates",
         params: &[
@@ -6238,7 +6238,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_universal_content",
         tag: "Templates",
         title: "Get Universal Content",
-        description: "Get the universal content with the given ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_universal_content.json)",
+        description: "Get the universal content with the given ID.",
         method: Method::Get,
         path: "/api/template-universal-content/{id}",
         params: &[
@@ -6256,7 +6256,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "render_template",
         tag: "Templates",
         title: "Render Template",
-        description: "Render a template with the given template ID and context attribute. Returns the AMP, HTML, and plain text versions of the email template.\n\n**Request body parameters** (nested under `attributes`):\n\n* `return_fields`: Request specific fields using [sparse fieldsets](https://developers.klaviyo.com/en/reference/api_overview#sparse-fieldsets).\n\n* `context`: This is the context your email template will be rendered with. You must pass in a `context` object as a JSON object.\n\nEmail templates are rendered with contexts in a similar manner to Django templates. Nested template variables can be referenced via dot notation. Template variables without corresponding `context` values are treated as `FALSE` and output nothing.\n\nEx. `{ \"name\" : \"George Washington\", \"state\" : \"VA\" }`\n\n*Rate limits*:\nBurst: `3/s`\nSteady: `60/m`\n\n**Scopes:**\n`templates:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/render_template.json)",
+        description: "Render a template with the given template ID and context attribute. Returns the AMP, HTML, and plain text versions of the email template.\n\n**Request body parameters** (nested under `attributes`):\n\n* `return_fields`: Request specific fields using [sparse fieldsets](https://developers.klaviyo.com/en/reference/api_overview#sparse-fieldsets).\n\n* `context`: This is the context your email template will be rendered with. You must pass in a `context` object as a JSON object.\n\nEmail templates are rendered with contexts in a similar manner to Django templates. Nested template variables can be referenced via dot notation. Template variables without corresponding `context` values are treated as `FALSE` and output nothing.\n\nEx. `{ \"name\" : \"George Washington\", \"state\" : \"VA\" }`",
         method: Method::Post,
         path: "/api/template-render",
         params: &[
@@ -6273,7 +6273,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_template",
         tag: "Templates",
         title: "Update Template",
-        description: "Update a template with the given template ID.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_template.json)",
+        description: "Update a template with the given template ID.",
         method: Method::Patch,
         path: "/api/templates/{id}",
         params: &[
@@ -6292,7 +6292,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_universal_content",
         tag: "Templates",
         title: "Update Universal Content",
-        description: "Update universal content. The `definition` field can only be updated on the following block types at this time: `button`, `drop_shadow`, `horizontal_rule`, `html`, `image`, `spacer`, and `text`.\n\n*Rate limits*:\nBurst: `75/s`\nSteady: `750/m`\n\n**Scopes:**\n`templates:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_universal_content.json)",
+        description: "Update universal content. The `definition` field can only be updated on the following block types at this time: `button`, `drop_shadow`, `horizontal_rule`, `html`, `image`, `spacer`, and `text`.",
         method: Method::Patch,
         path: "/api/template-universal-content/{id}",
         params: &[
@@ -6310,7 +6310,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tracking_setting",
         tag: "Tracking Settings",
         title: "Get Tracking Setting",
-        description: "Get the UTM tracking setting with the given account ID.\n\nMore information about UTM tracking settings can be found [here](https://help.klaviyo.com/hc/en-us/articles/115005247808).\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`tracking-settings:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tracking_setting.json)",
+        description: "Get the UTM tracking setting with the given account ID.\n\nMore information about UTM tracking settings can be found [here](https://help.klaviyo.com/hc/en-us/articles/115005247808).",
         method: Method::Get,
         path: "/api/tracking-settings/{id}",
         params: &[
@@ -6328,7 +6328,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_tracking_settings",
         tag: "Tracking Settings",
         title: "Get Tracking Settings",
-        description: "Get all UTM tracking settings in an account. Returns an array with a single tracking setting.\n\nMore information about UTM tracking settings can be found [here](https://help.klaviyo.com/hc/en-us/articles/115005247808).\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`tracking-settings:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_tracking_settings.json)",
+        description: "Get all UTM tracking settings in an account. Returns an array with a single tracking setting.\n\nMore information about UTM tracking settings can be found [here](https://help.klaviyo.com/hc/en-us/articles/115005247808).",
         method: Method::Get,
         path: "/api/tracking-settings",
         params: &[
@@ -6347,7 +6347,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_tracking_setting",
         tag: "Tracking Settings",
         title: "Update Tracking Setting",
-        description: "Update the UTM tracking setting with the given account ID.\n\nMore information about UTM tracking settings can be found [here](https://help.klaviyo.com/hc/en-us/articles/115005247808).\n\n*Rate limits*:\nBurst: `10/s`\nSteady: `150/m`\n\n**Scopes:**\n`tracking-settings:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_tracking_setting.json)",
+        description: "Update the UTM tracking setting with the given account ID.\n\nMore information about UTM tracking settings can be found [here](https://help.klaviyo.com/hc/en-us/articles/115005247808).",
         method: Method::Patch,
         path: "/api/tracking-settings/{id}",
         params: &[
@@ -6365,7 +6365,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_web_feed",
         tag: "Web Feeds",
         title: "Create Web Feed",
-        description: "Create a web feed.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`web-feeds:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_web_feed.json)",
+        description: "Create a web feed.",
         method: Method::Post,
         path: "/api/web-feeds",
         params: &[
@@ -6382,7 +6382,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_web_feed",
         tag: "Web Feeds",
         title: "Delete Web Feed",
-        description: "Delete the web feed with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`web-feeds:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_web_feed.json)",
+        description: "Delete the web feed with the given ID.",
         method: Method::Delete,
         path: "/api/web-feeds/{id}",
         params: &[
@@ -6399,7 +6399,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_web_feed",
         tag: "Web Feeds",
         title: "Get Web Feed",
-        description: "Get the web feed with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`web-feeds:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_web_feed.json)",
+        description: "Get the web feed with the given ID.",
         method: Method::Get,
         path: "/api/web-feeds/{id}",
         params: &[
@@ -6417,7 +6417,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_web_feeds",
         tag: "Web Feeds",
         title: "Get Web Feeds",
-        description: "Get all web feeds for an account.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`web-feeds:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_web_feeds.json)",
+        description: "Get all web feeds for an account.",
         method: Method::Get,
         path: "/api/web-feeds",
         params: &[
@@ -6438,7 +6438,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_web_feed",
         tag: "Web Feeds",
         title: "Update Web Feed",
-        description: "Update the web feed with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`web-feeds:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_web_feed.json)",
+        description: "Update the web feed with the given ID.",
         method: Method::Patch,
         path: "/api/web-feeds/{id}",
         params: &[
@@ -6456,7 +6456,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "create_webhook",
         tag: "Webhooks",
         title: "Create Webhook",
-        description: "Create a new Webhook\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/create_webhook.json)",
+        description: "Create a new Webhook",
         method: Method::Post,
         path: "/api/webhooks",
         params: &[
@@ -6473,7 +6473,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "delete_webhook",
         tag: "Webhooks",
         title: "Delete Webhook",
-        description: "Delete a webhook with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/delete_webhook.json)",
+        description: "Delete a webhook with the given ID.",
         method: Method::Delete,
         path: "/api/webhooks/{id}",
         params: &[
@@ -6490,7 +6490,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_webhook",
         tag: "Webhooks",
         title: "Get Webhook",
-        description: "Get the webhook with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_webhook.json)",
+        description: "Get the webhook with the given ID.",
         method: Method::Get,
         path: "/api/webhooks/{id}",
         params: &[
@@ -6510,7 +6510,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_webhook_topic",
         tag: "Webhooks",
         title: "Get Webhook Topic",
-        description: "Get the webhook topic with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_webhook_topic.json)",
+        description: "Get the webhook topic with the given ID.",
         method: Method::Get,
         path: "/api/webhook-topics/{id}",
         params: &[
@@ -6528,7 +6528,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_webhook_topics",
         tag: "Webhooks",
         title: "Get Webhook Topics",
-        description: "Get all webhook topics in a Klaviyo account.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_webhook_topics.json)",
+        description: "Get all webhook topics in a Klaviyo account.",
         method: Method::Get,
         path: "/api/webhook-topics",
         params: &[
@@ -6545,7 +6545,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "get_webhooks",
         tag: "Webhooks",
         title: "Get Webhooks",
-        description: "Get all webhooks in an account.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:read`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/get_webhooks.json)",
+        description: "Get all webhooks in an account.",
         method: Method::Get,
         path: "/api/webhooks",
         params: &[
@@ -6564,7 +6564,7 @@ pub static OPERATIONS: &[Operation] = &[
         id: "update_webhook",
         tag: "Webhooks",
         title: "Update Webhook",
-        description: "Update the webhook with the given ID.\n\n*Rate limits*:\nBurst: `1/s`\nSteady: `15/m`\n\n**Scopes:**\n`webhooks:write`\n\n[OpenAPI Spec](https://raw.githubusercontent.com/klaviyo/openapi/main/openapi/stable/apis/update_webhook.json)",
+        description: "Update the webhook with the given ID.",
         method: Method::Patch,
         path: "/api/webhooks/{id}",
         params: &[
