@@ -196,16 +196,13 @@ async fn main() {
     let bin = std::env::current_exe()
         .unwrap()
         .with_file_name("klaviyo-harness");
+    let mut cli = std::process::Command::new(&bin);
+    cli.args(["call", "get_lists"]).env("KLAVIYO_BASE_URL", &url).env("KLAVIYO_API_KEY", KEY);
     let t = Instant::now();
-    let child = std::process::Command::new(&bin)
-        .args(["call", "get_lists"])
-        .env("KLAVIYO_BASE_URL", &url)
-        .env("KLAVIYO_API_KEY", KEY)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let cli_rss = wait_rss(child);
+    let status = cli.stdout(std::process::Stdio::null()).status().unwrap();
     let cli_time = t.elapsed();
+    assert!(status.success());
+    let cli_rss = gnu_time_rss(&mut cli).unwrap_or(0);
     let mcp = tokio::task::block_in_place(|| mcp_startup(&bin, &url));
 
     let size = std::fs::metadata(&component).unwrap().len();
@@ -284,13 +281,27 @@ async fn main() {
     let _ = std::fs::remove_file(audit);
 }
 
-/// Waits for a child and returns its own peak RSS in KiB (wait4's rusage is per child).
-fn wait_rss(child: std::process::Child) -> u64 {
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child's pid, writing into locals we own.
-    unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
-    ru.ru_maxrss as u64
+/// A running process's peak RSS in KiB (`VmHWM` of its own address space). Not `wait4`'s
+/// rusage: on Linux that keeps the high-water mark of the address space the child was spawned
+/// from (this benchmark's), which would overstate a small child.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak RSS (KiB) of a short-lived command, measured by GNU time from a small parent.
+fn gnu_time_rss(cmd: &mut std::process::Command) -> Option<u64> {
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%M").arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    let out = timed.stdout(std::process::Stdio::null()).output().ok()?;
+    out.status.success().then_some(())?;
+    String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
 }
 
 /// Spawns `serve` per mode, speaks just enough MCP for `tools/list`, and times it.
@@ -337,8 +348,9 @@ fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
             }
         }
         let took = t.elapsed();
+        let rss = peak_rss_kib(child.id()).unwrap_or(0);
         drop(stdin);
-        let rss = wait_rss(child);
+        let _ = child.wait();
         out[format!("{key}_ms")] = json!(took.as_secs_f64() * 1e3);
         out[format!("{key}_bytes")] = json!(bytes);
         out[format!("{key}_peak_rss_mb")] = json!(rss as f64 / 1024.0);
