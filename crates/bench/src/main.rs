@@ -197,7 +197,9 @@ async fn main() {
         .unwrap()
         .with_file_name("klaviyo-harness");
     let mut cli = std::process::Command::new(&bin);
-    cli.args(["call", "get_lists"]).env("KLAVIYO_BASE_URL", &url).env("KLAVIYO_API_KEY", KEY);
+    cli.args(["call", "get_lists"])
+        .env("KLAVIYO_BASE_URL", &url)
+        .env("KLAVIYO_API_KEY", KEY);
     let t = Instant::now();
     let status = cli.stdout(std::process::Stdio::null()).status().unwrap();
     let cli_time = t.elapsed();
@@ -293,7 +295,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// Peak RSS (KiB) of a short-lived command, measured by GNU time from a small parent.
 fn gnu_time_rss(cmd: &mut std::process::Command) -> Option<u64> {
     let mut timed = std::process::Command::new("/usr/bin/time");
-    timed.arg("-f").arg("%M").arg(cmd.get_program()).args(cmd.get_args());
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
             timed.env(k, v);
@@ -301,7 +307,12 @@ fn gnu_time_rss(cmd: &mut std::process::Command) -> Option<u64> {
     }
     let out = timed.stdout(std::process::Stdio::null()).output().ok()?;
     out.status.success().then_some(())?;
-    String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Spawns `serve` per mode, speaks just enough MCP for `tools/list`, and times it.
