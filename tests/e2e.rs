@@ -831,28 +831,3 @@ fn the_env_build_exports_exactly_the_same_interfaces() {
     assert_eq!(without_secrets, env_imports.iter().collect::<Vec<_>>());
     assert!(!env_imports.iter().any(|n| n.contains("secrets")));
 }
-
-/// The env build carries the WIT documentation as a `package-docs` custom section (version 1,
-/// then JSON), where hosts that describe tools from WIT (Wassette) read it.
-#[test]
-fn the_env_build_carries_the_wit_docs() {
-    let env = component().with_file_name("klaviyo_connector_env.wasm");
-    let bytes = std::fs::read(&env).unwrap();
-    let name = b"\x0cpackage-docs\x01";
-    let at = bytes
-        .windows(name.len())
-        .position(|w| w == name)
-        .expect("a package-docs section");
-    let mut json =
-        serde_json::Deserializer::from_slice(&bytes[at + name.len()..]).into_iter::<Value>();
-    let docs = json.next().unwrap().unwrap();
-    let f = &docs["interfaces"]["profiles"]["funcs"]["get-profiles"]["docs"];
-    assert!(f.as_str().unwrap().starts_with("Get Profiles"), "{f}");
-    let p = &docs["interfaces"]["profiles"]["types"]["get-profiles-params"]["items"]["page-size"];
-    assert!(p.as_str().unwrap().contains("page[size]"), "{p}");
-    assert!(docs["interfaces"]["tools"]["funcs"]["call-tool"]["docs"].is_string());
-    assert!(docs["worlds"]["connector-env"]["docs"]
-        .as_str()
-        .unwrap()
-        .contains("environment"));
-}
