@@ -5,7 +5,7 @@ mod support;
 
 use klaviyo_catalog::response::Failure;
 use klaviyo_catalog::tools::Tool;
-use klaviyo_catalog::{Kind, Location};
+use klaviyo_catalog::Kind;
 use klaviyo_harness::policy::Policy;
 use klaviyo_harness::runtime::{check_imports, default_component_path};
 use klaviyo_harness::secrets::KeySource;
@@ -181,7 +181,6 @@ fn typed_params(op_id: &str, args: &Value) -> Vec<Val> {
                 Val::Option(val.map(Box::new))
             },
         ));
-        let _ = Location::Path;
     }
     if let Some(b) = &op.body {
         let text = args.get("body").map(|b| Val::String(b.to_string()));
