@@ -12,7 +12,7 @@ use klaviyo_harness::secrets::KeySource;
 use klaviyo_harness::{Harness, NoTty, Settings};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use support::{Recorded, Reply, Server, FAKE_KEY, FAKE_PUBLIC_KEY};
+use support::{temp_dir, Recorded, Reply, Server, TempDir, FAKE_KEY, FAKE_PUBLIC_KEY};
 use wasmtime::component::Val;
 
 struct Env {
@@ -21,27 +21,8 @@ struct Env {
     _dir: TempDir,
 }
 
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> TempDir {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "kc-e2e-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
-}
-
 fn env(server: &Server, policy: Policy) -> Env {
-    let dir = temp_dir();
+    let dir = temp_dir("kc-e2e");
     let key = dir.0.join("key");
     std::fs::write(&key, FAKE_KEY).unwrap();
     #[cfg(unix)]
@@ -551,7 +532,7 @@ fn a_spoofed_host_verdict_from_a_server_is_ignored() {
 #[test]
 fn dry_run_shows_the_request_and_sends_nothing() {
     let server = Server::ok();
-    let dir = temp_dir();
+    let dir = temp_dir("kc-e2e");
     let mut s = Settings::new(&server.url).unwrap();
     s.key_source = KeySource::None;
     s.dry_run = true;

@@ -417,18 +417,7 @@ impl Harness {
                     .await?)
             })
             .await;
-        match r {
-            Ok((result, log)) => CallOutcome {
-                result: result.map_err(failure_from_wit),
-                dry_runs: log.dry_runs,
-                responses: log.responses,
-            },
-            Err(e) => CallOutcome {
-                result: Err(trap_failure(e)),
-                dry_runs: vec![],
-                responses: vec![],
-            },
-        }
+        outcome(r.map(|(result, log)| (result.map_err(failure_from_wit), log)))
     }
 
     /// Calls a paginated tool page after page (following `links.next`), until the last page or
@@ -560,23 +549,24 @@ impl Harness {
                 Ok(results[0].clone())
             })
             .await;
-        match r {
-            Ok((v, log)) => CallOutcome {
-                result: result_from_val(v),
-                dry_runs: log.dry_runs,
-                responses: log.responses,
-            },
-            Err(e) => CallOutcome {
-                result: Err(trap_failure(e)),
-                dry_runs: vec![],
-                responses: vec![],
-            },
-        }
+        outcome(r.map(|(v, log)| (result_from_val(v), log)))
     }
 }
 
-fn trap_failure(e: anyhow::Error) -> Failure {
-    Failure::Transport(format!("the component failed: {e:#}"))
+/// A finished call (or a trap / host error while running it) as its outcome.
+fn outcome(r: Result<(Result<String, Failure>, CallLog)>) -> CallOutcome {
+    match r {
+        Ok((result, log)) => CallOutcome {
+            result,
+            dry_runs: log.dry_runs,
+            responses: log.responses,
+        },
+        Err(e) => CallOutcome {
+            result: Err(Failure::Transport(format!("the component failed: {e:#}"))),
+            dry_runs: vec![],
+            responses: vec![],
+        },
+    }
 }
 
 fn tool_info(t: wit_tools::Tool) -> Result<ToolInfo> {

@@ -7,26 +7,12 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use support::{Reply, Server, FAKE_KEY};
+use support::{temp_dir, Reply, Server, TempDir, FAKE_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_klaviyo-harness");
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-fn dir() -> Dir {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "kc-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
+fn dir() -> TempDir {
+    temp_dir("kc-cli")
 }
 
 /// Sets a clean environment: no key unless given, base URL of the test server.
