@@ -78,17 +78,20 @@ fn done_io() -> IoFuture {
     Box::new(async { Ok(()) })
 }
 
+/// A complete body for a response handed to the component.
+fn full_body(bytes: impl Into<Bytes>) -> WasiBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 /// A response made by the host, with its verdict header.
 fn verdict(status: u16, kind: &str, text: String) -> SendResult {
     let resp = http::Response::builder()
         .status(status)
         .header(HOST_VERDICT_HEADER, kind)
         .header("content-type", "text/plain; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(text))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
+        .body(full_body(text))
         .expect("static response parts are valid");
     Ok((resp, done_io()))
 }
@@ -245,11 +248,7 @@ pub async fn guard(
         let resp = http::Response::builder()
             .status(200)
             .header("content-type", "application/json")
-            .body(
-                Full::new(Bytes::from(out.to_string()))
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
-            )
+            .body(full_body(out.to_string()))
             .expect("valid response");
         return Ok((resp, done_io()));
     }
@@ -414,11 +413,7 @@ pub async fn guard(
                 resp.status.as_u16(),
                 headers.clone(),
             ));
-            let mut out = http::Response::new(
-                Full::new(resp.body)
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
-            );
+            let mut out = http::Response::new(full_body(resp.body));
             *out.status_mut() = resp.status;
             *out.headers_mut() = headers;
             Ok((out, done_io()))
@@ -438,18 +433,12 @@ pub async fn guard(
     }
 }
 
+/// A host `throttled` verdict, with when to retry.
 fn throttled(retry_after_secs: u64, text: String) -> SendResult {
-    let resp = http::Response::builder()
-        .status(429)
-        .header(HOST_VERDICT_HEADER, "throttled")
-        .header("retry-after", retry_after_secs.to_string())
-        .body(
-            Full::new(Bytes::from(text))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
-        .expect("valid response");
-    Ok((resp, done_io()))
+    let (mut resp, io) = verdict(429, "throttled", text)?;
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, retry_after_secs.into());
+    Ok((resp, io))
 }
 
 /// A stable, non-reversible name for the account a key belongs to (rate limits are per account).
