@@ -184,29 +184,26 @@ fn read_through_typed_exports() {
     let rt = rt();
     let cases = [
         (
-            "profiles",
             "get-profiles",
             "get_profiles",
             json!({"sort": "-created", "page_size": 2, "fields_profile": ["email", "phone_number"]}),
             "/api/profiles?fields%5Bprofile%5D=email,phone_number&page%5Bsize%5D=2&sort=-created",
         ),
         (
-            "lists",
             "get-list",
             "get_list",
             json!({"id": "a/b?c#d"}),
             "/api/lists/a%2Fb%3Fc%23d",
         ),
         (
-            "campaigns",
             "get-campaigns",
             "get_campaigns",
             json!({"filter": "equals(messages.channel,'email')"}),
             "/api/campaigns?filter=equals(messages.channel,'email')",
         ),
     ];
-    for (iface, func, op, args, target) in cases {
-        let out = rt.block_on(e.harness.call_typed(iface, func, typed_params(op, &args)));
+    for (func, op, args, target) in cases {
+        let out = rt.block_on(e.harness.call_typed(func, typed_params(op, &args)));
         assert!(out.result.is_ok(), "{func}: {:?}", out.result);
         let r = server.requests().pop().unwrap();
         assert_eq!(r.target, target, "{func}");
@@ -214,11 +211,10 @@ fn read_through_typed_exports() {
     }
     // A typed call with bad input is refused before any request.
     let before = server.requests().len();
-    let out = rt.block_on(e.harness.call_typed(
-        "lists",
-        "get-list",
-        typed_params("get_list", &json!({"id": ""})),
-    ));
+    let out = rt.block_on(
+        e.harness
+            .call_typed("get-list", typed_params("get_list", &json!({"id": ""}))),
+    );
     assert!(
         matches!(out.result, Err(Failure::InvalidInput { ref field, .. }) if field == "id"),
         "{:?}",
@@ -629,6 +625,11 @@ fn components_with_other_imports_are_refused() {
             "wasi:sockets",
             r#"(component (import "wasi:sockets/tcp@0.2.6" (instance)))"#,
         ),
+        // Our own namespace is allowed for types-only interfaces, not for functions.
+        (
+            "klaviyo:connector/profiles",
+            r#"(component (import "klaviyo:connector/profiles@0.1.0" (instance (export "send" (func)))))"#,
+        ),
     ] {
         let c = wasmtime::component::Component::new(&engine, wat).unwrap();
         let err = check_imports(&engine, &c).unwrap_err().to_string();
@@ -637,12 +638,13 @@ fn components_with_other_imports_are_refused() {
             "{err}"
         );
     }
-    let ok = wasmtime::component::Component::new(
-        &engine,
+    for ok in [
         r#"(component (import "wasi:http/types@0.2.4" (instance)))"#,
-    )
-    .unwrap();
-    assert!(check_imports(&engine, &ok).is_ok());
+        r#"(component (import "klaviyo:connector/profiles@0.1.0" (instance (type (enum "id")) (export "sort" (type (eq 0))))))"#,
+    ] {
+        let ok = wasmtime::component::Component::new(&engine, ok).unwrap();
+        assert!(check_imports(&engine, &ok).is_ok());
+    }
 }
 
 /// The built component exports exactly the WIT contract and imports only what is allowed.
@@ -668,32 +670,112 @@ fn the_component_exports_every_action_and_imports_only_allowed_interfaces() {
             .any(|n| n.starts_with("wasi:http/outgoing-handler@")),
         "{imports:?}"
     );
-    let mut functions = 0;
+    // Every action is a function of the component's own world; `tools` is the one interface.
+    let mut functions = Vec::new();
     let mut interfaces = Vec::new();
     for (name, item) in ty.exports(&engine) {
-        let ComponentItem::ComponentInstance(inst) = item.ty else {
-            panic!("unexpected export {name}")
+        match item.ty {
+            ComponentItem::ComponentFunc(_) => functions.push(name.to_string()),
+            ComponentItem::ComponentInstance(_) => interfaces.push(name.to_string()),
+            _ => panic!("unexpected export {name}"),
+        }
+    }
+    assert_eq!(interfaces.len(), 1, "{interfaces:?}");
+    assert!(interfaces[0].starts_with("klaviyo:connector/tools@"));
+    // 345 operations + 6 composite actions, each under its tool's WIT name.
+    assert_eq!(functions.len(), 345 + 6);
+    for t in klaviyo_catalog::generated::OPERATIONS {
+        let wit_name = t.id.replace('_', "-");
+        assert!(functions.contains(&wit_name), "{wit_name}");
+    }
+}
+
+/// Both builds carry their name, the WIT docs of every action (wit-component's `package-docs`
+/// section, for the world decoders call `root`, where Wassette looks a tool's description up)
+/// and wasm-metadata's version and licence: what hosts show about a component.
+#[test]
+fn both_builds_carry_their_name_and_the_wit_docs() {
+    use wasmtime::component::types::ComponentItem;
+    let engine = wasmtime::Engine::default();
+    for (file, name) in [
+        ("klaviyo_connector.wasm", "klaviyo-connector"),
+        ("klaviyo_connector_env.wasm", "klaviyo-connector-env"),
+    ] {
+        let path = component().with_file_name(file);
+        let bytes = std::fs::read(&path).unwrap();
+        let sections = custom_sections(&bytes);
+        let section = |n: &str| {
+            let found: Vec<&[u8]> = sections
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| *v)
+                .collect();
+            assert_eq!(found.len(), 1, "{file}: one `{n}` section");
+            found[0]
         };
-        interfaces.push(name.to_string());
-        functions += inst
+        // component-name: subsection 0 (the component's name) comes first.
+        let names = section("component-name");
+        assert_eq!(names[0], 0, "{file}");
+        assert_eq!(&names[3..3 + name.len()], name.as_bytes(), "{file}");
+        assert_eq!(section("version"), env!("CARGO_PKG_VERSION").as_bytes());
+        assert_eq!(section("licenses"), b"MIT");
+        // package-docs: version 1, then JSON with a description for every exported function.
+        let docs = section("package-docs");
+        assert_eq!(docs[0], 1, "{file}");
+        let docs: Value = serde_json::from_slice(&docs[1..]).unwrap();
+        let funcs = docs["worlds"]["root"]["func_exports"].as_object().unwrap();
+        let c = wasmtime::component::Component::from_file(&engine, &path).unwrap();
+        let exported: Vec<String> = c
+            .component_type()
             .exports(&engine)
             .filter(|(_, i)| matches!(i.ty, ComponentItem::ComponentFunc(_)))
-            .count();
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(exported.len(), funcs.len(), "{file}");
+        for f in &exported {
+            let d = funcs[f]["docs"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: no docs for {f}"));
+            let tool = Tool::resolve(f).unwrap();
+            assert!(d.starts_with(tool.title()), "{file} {f}: {d}");
+        }
+        assert!(funcs["get-profiles"]["docs"]
+            .as_str()
+            .unwrap()
+            .contains("`GET /api/profiles` · access: read · scopes: profiles:read"));
     }
-    let tags: std::collections::BTreeSet<&str> = klaviyo_catalog::generated::OPERATIONS
-        .iter()
-        .map(|o| o.tag)
-        .collect();
-    assert_eq!(
-        interfaces.len(),
-        tags.len() + 1,
-        "one interface per tag, plus tools: {interfaces:?}"
-    );
-    assert!(interfaces
-        .iter()
-        .any(|n| n.starts_with("klaviyo:connector/tools@")));
-    // 345 operations + 6 composite actions + list-tools, describe-tool, call-tool.
-    assert_eq!(functions, 345 + 6 + 3);
+}
+
+/// The top-level custom sections of a component: (name, contents).
+fn custom_sections(bytes: &[u8]) -> Vec<(String, &[u8])> {
+    fn leb(b: &[u8], pos: &mut usize) -> usize {
+        let (mut v, mut shift) = (0usize, 0);
+        loop {
+            let byte = b[*pos];
+            *pos += 1;
+            v |= ((byte & 0x7f) as usize) << shift;
+            if byte & 0x80 == 0 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    let mut out = Vec::new();
+    let mut pos = 8;
+    while pos < bytes.len() {
+        let id = bytes[pos];
+        pos += 1;
+        let size = leb(bytes, &mut pos);
+        let end = pos + size;
+        if id == 0 {
+            let mut p = pos;
+            let n = leb(bytes, &mut p);
+            let name = String::from_utf8(bytes[p..p + n].to_vec()).unwrap();
+            out.push((name, &bytes[p + n..end]));
+        }
+        pos = end;
+    }
+    out
 }
 
 /// The compiled component is cached under a key of its bytes' hash and the engine's
@@ -766,23 +848,29 @@ fn export_signatures(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let c = wasmtime::component::Component::from_file(&engine, path).unwrap();
     let ty = c.component_type();
     let mut sigs = Vec::new();
-    for (iface, item) in ty.exports(&engine) {
-        let ComponentItem::ComponentInstance(inst) = item.ty else {
-            panic!("{iface}")
-        };
-        for (name, f) in inst.exports(&engine) {
-            if let ComponentItem::ComponentFunc(f) = f.ty {
-                let params: Vec<String> = f
-                    .params()
-                    .map(|(n, t)| format!("{n}: {}", describe_type(&t)))
-                    .collect();
-                let results: Vec<String> = f.results().map(|t| describe_type(&t)).collect();
-                sigs.push(format!(
-                    "{iface}#{name}({}) -> {}",
-                    params.join(", "),
-                    results.join(", ")
-                ));
+    let mut signature = |name: String, f: wasmtime::component::types::ComponentFunc| {
+        let params: Vec<String> = f
+            .params()
+            .map(|(n, t)| format!("{n}: {}", describe_type(&t)))
+            .collect();
+        let results: Vec<String> = f.results().map(|t| describe_type(&t)).collect();
+        sigs.push(format!(
+            "{name}({}) -> {}",
+            params.join(", "),
+            results.join(", ")
+        ));
+    };
+    for (export, item) in ty.exports(&engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(f) => signature(export.to_string(), f),
+            ComponentItem::ComponentInstance(inst) => {
+                for (name, f) in inst.exports(&engine) {
+                    if let ComponentItem::ComponentFunc(f) = f.ty {
+                        signature(format!("{export}#{name}"), f);
+                    }
+                }
             }
+            _ => panic!("{export}"),
         }
     }
     let imports = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();

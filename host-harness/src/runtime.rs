@@ -38,7 +38,6 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:random/",
     "wasi:cli/",
     "klaviyo:connector/secrets@",
-    "klaviyo:connector/types@",
 ];
 
 /// Most calls running at once (the pooling allocator's instance slots).
@@ -200,13 +199,25 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
     Ok(component)
 }
 
-/// Refuses a component importing anything beyond [`ALLOWED_IMPORTS`].
+/// Refuses a component importing anything beyond [`ALLOWED_IMPORTS`] and our own types-only
+/// interfaces (`klaviyo:connector/<tag>`: the parameter records and enums of the actions, which
+/// carry no functions, so they give the component nothing to call).
 pub fn check_imports(engine: &Engine, component: &Component) -> Result<()> {
+    use wasmtime::component::types::ComponentItem;
     let ty = component.component_type();
+    let types_only = |item: &ComponentItem| match item {
+        ComponentItem::ComponentInstance(i) => i
+            .exports(engine)
+            .all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))),
+        _ => false,
+    };
     let bad: Vec<String> = ty
         .imports(engine)
+        .filter(|(name, item)| {
+            !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p))
+                && !(name.starts_with("klaviyo:connector/") && types_only(&item.ty))
+        })
         .map(|(name, _)| name.to_string())
-        .filter(|name| !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)))
         .collect();
     if !bad.is_empty() {
         bail!(
@@ -520,30 +531,15 @@ impl Harness {
         }
     }
 
-    /// Calls a typed export, e.g. (`profiles`, `get-profiles`, [record]), through wasmtime's
+    /// Calls a typed export, e.g. `get-profiles` with its params record, through wasmtime's
     /// dynamic API. `params` are the function's arguments as component values.
-    pub async fn call_typed(
-        &self,
-        interface: &str,
-        function: &str,
-        params: Vec<Val>,
-    ) -> CallOutcome {
+    pub async fn call_typed(&self, function: &str, params: Vec<Val>) -> CallOutcome {
         let tool = klaviyo_catalog::tools::normalize(function);
-        let iface = format!(
-            "klaviyo:connector/{interface}@{}",
-            env!("CARGO_PKG_VERSION")
-        );
         let r = self
             .with_instance(&tool, None, async |store, _, instance| {
-                let i = instance
-                    .get_export_index(&mut *store, None, &iface)
-                    .ok_or_else(|| anyhow!("no export {iface}"))?;
-                let f = instance
-                    .get_export_index(&mut *store, Some(&i), function)
-                    .ok_or_else(|| anyhow!("no function {function} in {iface}"))?;
                 let func = instance
-                    .get_func(&mut *store, f)
-                    .ok_or_else(|| anyhow!("{function} is not a function"))?;
+                    .get_func(&mut *store, function)
+                    .ok_or_else(|| anyhow!("the component exports no function {function}"))?;
                 let mut results = [Val::Bool(false)];
                 func.call_async(&mut *store, &params, &mut results).await?;
                 Ok(results[0].clone())

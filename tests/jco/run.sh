@@ -15,4 +15,6 @@ rm -rf "$dir/out"
 # The transpiled module imports the shim by package name: resolve it from .jco/node_modules.
 ln -sfn "$dir/node_modules" "$dir/out/node_modules"
 echo '{"type": "module"}' > "$dir/out/package.json"
+# jco's own decoder prints the component's WIT, with the docs the binary carries.
+"$dir/node_modules/.bin/jco" wit "$wasm" > "$dir/out/component.wit"
 node "$root/tests/jco/test.mjs" "$dir/out"

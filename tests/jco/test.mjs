@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const server = spawn(process.execPath, [path.join(here, 'server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -19,6 +20,14 @@ const check = (name, fn) => {
   catch (e) { failed++; console.log(`not ok - ${name}\n${e.stack}`); }
 };
 try {
+  // The WIT docs travel in the binary: jco's decoder shows them on the component's own world.
+  const wit = readFileSync(path.join(process.argv[2], 'component.wit'), 'utf8');
+  check('the binary carries the WIT docs', () => {
+    assert.match(wit, /\/\/\/ Every Klaviyo action as a typed function/);
+    assert.match(wit, /\/\/\/ Get Profiles\n(\s*\/\/\/.*\n)*\s*export get-profiles: func/);
+    assert.match(wit, /\/\/\/ `POST \/api\/lists` · access: write · scopes: lists:write · tool `create_list`/);
+  });
+
   // The shim reads the environment when it is first imported.
   Object.assign(process.env, {
     KLAVIYO_API_KEY: key,
@@ -39,8 +48,8 @@ try {
     assert.equal(echo1.headers.accept, 'application/vnd.api+json');
   });
 
-  // A typed export: lists.get-list with a hostile id and a sparse fieldset.
-  const r2 = JSON.parse(c.lists.getList({ id: 'a/b?c#d', fieldsList: ['name'], fieldsFlow: undefined, fieldsTag: undefined, include: undefined, additionalFieldsList: undefined }));
+  // A typed export: get-list with a hostile id and a sparse fieldset.
+  const r2 = JSON.parse(c.getList({ id: 'a/b?c#d', fieldsList: ['name'], fieldsFlow: undefined, fieldsTag: undefined, include: undefined, additionalFieldsList: undefined }));
   check('typed call keeps the id in its segment', () => {
     assert.equal(r2.echo.method, 'GET');
     assert.equal(r2.echo.url, '/api/lists/a%2Fb%3Fc%23d?fields%5Blist%5D=name');
@@ -48,7 +57,7 @@ try {
   });
 
   // A write through a typed export: the envelope is completed, the body is JSON:API.
-  const r3 = JSON.parse(c.lists.createList({ body: JSON.stringify({ name: 'VIP' }) }));
+  const r3 = JSON.parse(c.createList({ body: JSON.stringify({ name: 'VIP' }) }));
   check('typed write completes the JSON:API envelope', () => {
     assert.equal(r3.echo.method, 'POST');
     assert.equal(r3.echo.headers['content-type'], 'application/vnd.api+json');
