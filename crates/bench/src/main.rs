@@ -1,4 +1,6 @@
 //! `cargo run --release -p bench [-- --calls N --concurrency C --json PATH]`
+//! `cargo run --release -p bench -- --profile native|component|refused --calls N`: only that
+//! series, one call at a time, for a sampling profiler (`perf record -g -- target/release/bench …`).
 //!
 //! In one run, against the same local HTTP server on 127.0.0.1:
 //! - per-call latency (p50, p99) and throughput of a read tool through the full harness path
@@ -23,6 +25,9 @@ use std::time::{Duration, Instant};
 const BODY: &str = r#"{"data":[{"type":"list","id":"Y6nRLr","attributes":{"name":"Newsletter","created":"2026-01-01T00:00:00+00:00","updated":"2026-01-02T00:00:00+00:00","opt_in_process":"double_opt_in"},"relationships":{"profiles":{"links":{"self":"https://a.klaviyo.com/api/lists/Y6nRLr/relationships/profiles/"}}},"links":{"self":"https://a.klaviyo.com/api/lists/Y6nRLr/"}}],"links":{"self":"https://a.klaviyo.com/api/lists/","next":null,"prev":null}}"#;
 const KEY: &str = "pk_bench_not_a_real_key";
 
+/// Connections the bench server accepted (keep-alive means a handful, whatever the calls).
+static CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A minimal keep-alive HTTP/1.1 server answering every request with `BODY`.
 async fn server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -33,6 +38,7 @@ async fn server() -> String {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|_req| async {
                     Ok::<_, std::convert::Infallible>(
@@ -107,8 +113,13 @@ fn arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
+    // The runtime the harness CLI and MCP server run on (one thread), for the server too.
+    let rt = klaviyo_harness::runtime::async_runtime().expect("cannot start the async runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
     let n: usize = arg("--calls", "3000").parse().unwrap();
     let conc: usize = arg("--concurrency", "8").parse().unwrap();
     let json_path = PathBuf::from(arg("--json", "target/bench.json"));
@@ -125,11 +136,14 @@ async fn main() {
         s
     };
 
+    let profile = std::env::args().skip_while(|a| a != "--profile").nth(1);
     // Start-up: cold compile, then precompiled load → first answered call.
     let engine = wasmtime::Engine::default();
     let bytes = std::fs::read(&component).expect("build the component first");
     let t = Instant::now();
-    let _ = wasmtime::component::Component::new(&engine, &bytes).unwrap();
+    if profile.is_none() {
+        let _ = wasmtime::component::Component::new(&engine, &bytes).unwrap();
+    }
     let cold_compile = t.elapsed();
     drop(Harness::new(settings.clone(), &component, Box::new(NoTty)).unwrap()); // warm the cache
     let t = Instant::now();
@@ -183,6 +197,22 @@ async fn main() {
             }
         }
     };
+    if let Some(series) = profile {
+        let s = match series.as_str() {
+            "native" => measure(n, 1, native_req).await,
+            "component" => measure(n, 1, harness_call).await,
+            "refused" => measure(n, 1, refuse_call).await,
+            other => panic!("--profile {other}: expected native, component or refused"),
+        };
+        println!(
+            "{series}: p50 {:.0} µs, p99 {:.0} µs; connections accepted: {}",
+            us(s.p50),
+            us(s.p99),
+            CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        let _ = std::fs::remove_file(audit);
+        return;
+    }
     // Warm-up, then measure; native and component interleaved per series.
     measure(200, 1, native_req.clone()).await;
     measure(200, 1, harness_call.clone()).await;
@@ -196,16 +226,24 @@ async fn main() {
     let bin = std::env::current_exe()
         .unwrap()
         .with_file_name("klaviyo-harness");
-    let mut cli = std::process::Command::new(&bin);
-    cli.args(["call", "get_lists"])
-        .env("KLAVIYO_BASE_URL", &url)
-        .env("KLAVIYO_API_KEY", KEY);
-    let t = Instant::now();
-    let status = cli.stdout(std::process::Stdio::null()).status().unwrap();
-    let cli_time = t.elapsed();
-    assert!(status.success());
-    let cli_rss = gnu_time_rss(&mut cli).unwrap_or(0);
-    let mcp = tokio::task::block_in_place(|| mcp_startup(&bin, &url));
+    // Child processes are waited for off the runtime's thread, which serves their requests.
+    let (cli_time, cli_rss, mcp) = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cli = std::process::Command::new(&bin);
+            cli.args(["call", "get_lists"])
+                .env("KLAVIYO_BASE_URL", &url)
+                .env("KLAVIYO_API_KEY", KEY);
+            let t = Instant::now();
+            let status = cli.stdout(std::process::Stdio::null()).status().unwrap();
+            let cli_time = t.elapsed();
+            assert!(status.success());
+            let cli_rss = gnu_time_rss(&mut cli).unwrap_or(0);
+            (cli_time, cli_rss, mcp_startup(&bin, &url))
+        })
+        .await
+        .unwrap()
+    };
 
     let size = std::fs::metadata(&component).unwrap().len();
     let ratio1 = comp1.p50.as_secs_f64() / native1.p50.as_secs_f64();
