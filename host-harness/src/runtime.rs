@@ -43,7 +43,7 @@ pub const ALLOWED_IMPORTS: &[&str] = &[
 /// Most calls running at once (the pooling allocator's instance slots).
 const MAX_CONCURRENT_CALLS: u32 = 64;
 /// Memory a finished call's slot keeps mapped (only its dirty pages are reset).
-const KEEP_RESIDENT: usize = 16 << 20;
+const KEEP_RESIDENT: usize = 2 << 20;
 /// Epoch tick: the granularity of the per-call deadline.
 const TICK: Duration = Duration::from_millis(10);
 /// Time the component gets past the call deadline to turn the host's timeout into its answer.
