@@ -1,6 +1,7 @@
 //! `cargo run --release -p bench [-- --calls N --concurrency C --json PATH]`
 //! `cargo run --release -p bench -- --profile native|component|refused --calls N`: only that
 //! series, one call at a time, for a sampling profiler (`perf record -g -- target/release/bench …`).
+//! `BENCH_NO_AUDIT=1` turns the audit log off, to see what it costs (it is on by default).
 //!
 //! In one run, against the same local HTTP server on 127.0.0.1:
 //! - per-call latency (p50, p99) and throughput of a read tool through the full harness path
@@ -131,7 +132,9 @@ async fn run() {
         let mut s = Settings::new(&url).unwrap();
         s.key_source = KeySource::Command(format!("echo {KEY}"));
         s.policy = Policy::read_only();
-        s.audit_log = Some(audit.clone());
+        s.audit_log = std::env::var_os("BENCH_NO_AUDIT")
+            .is_none()
+            .then(|| audit.clone());
         s.throttle = false;
         s
     };
