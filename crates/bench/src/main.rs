@@ -106,12 +106,13 @@ where
     }
 }
 
+/// The value after `name` on the command line, if given.
+fn opt_arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
 fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
+    opt_arg(name).unwrap_or_else(|| default.to_string())
 }
 
 fn main() {
@@ -139,7 +140,7 @@ async fn run() {
         s
     };
 
-    let profile = std::env::args().skip_while(|a| a != "--profile").nth(1);
+    let profile = opt_arg("--profile");
     // Start-up: cold compile, then precompiled load → first answered call.
     let engine = wasmtime::Engine::default();
     let bytes = std::fs::read(&component).expect("build the component first");
