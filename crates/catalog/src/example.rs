@@ -54,13 +54,20 @@ fn example(s: &Value, depth: usize) -> Value {
         "object" => {
             let mut out = Map::new();
             let props = m.get("properties").and_then(Value::as_object);
-            for r in m
+            let mut required: Vec<&str> = m
                 .get("required")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
+                .collect();
+            // A JSON:API relationship (`{"data": …}`) means nothing without its data, though
+            // the spec leaves `data` optional.
+            if required.is_empty() && props.is_some_and(|p| p.len() == 1 && p.contains_key("data"))
             {
+                required.push("data");
+            }
+            for r in required {
                 let ps = props.and_then(|p| p.get(r)).cloned().unwrap_or(json!({}));
                 out.insert(r.to_string(), example(&ps, depth + 1));
             }
@@ -193,6 +200,9 @@ fn example_filter(description: &str) -> String {
         || field == "timestamp"
     {
         "2026-01-01T00:00:00Z".to_string()
+    } else if field == "messages.channel" {
+        // A channel Klaviyo knows (listing campaigns requires a channel filter).
+        "'email'".to_string()
     } else if op == "any" {
         "[\"example\"]".to_string()
     } else {

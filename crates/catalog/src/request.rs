@@ -168,6 +168,12 @@ fn build(
         let text = param_value(p.arg, &p.kind, v)?;
         match p.location {
             Location::Path => {
+                if let Some(problem) = crate::encode::segment_text_problem(&text) {
+                    return Err(Error::invalid(
+                        p.arg,
+                        format!("{problem}: pass the id exactly as Klaviyo gives it"),
+                    ));
+                }
                 if p.wire == "id" {
                     path_id = Some(text.clone());
                 }

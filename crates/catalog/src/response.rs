@@ -8,6 +8,70 @@ use serde_json::Value;
 /// Hosts strip this header from real responses.
 pub const HOST_VERDICT_HEADER: &str = "x-klaviyo-connector-host";
 
+/// Why the host answered a request itself: the value of [`HOST_VERDICT_HEADER`]. One enum on
+/// both sides, so the host and the component cannot disagree on a spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostVerdict {
+    /// The policy or the egress guard refused the request; nothing was sent.
+    Denied,
+    /// No key (or no public key) to send it with; nothing was sent.
+    NotConfigured,
+    /// The host's pacing or a daily cap holds it back; nothing was sent.
+    Throttled,
+    /// A read got no answer in time.
+    Timeout,
+    /// A write was sent and its answer lost: it may or may not have happened.
+    OutcomeUnknown,
+    /// The host could not send it or read the answer (for a read: nothing changed).
+    Transport,
+}
+
+impl HostVerdict {
+    pub const ALL: [HostVerdict; 6] = [
+        HostVerdict::Denied,
+        HostVerdict::NotConfigured,
+        HostVerdict::Throttled,
+        HostVerdict::Timeout,
+        HostVerdict::OutcomeUnknown,
+        HostVerdict::Transport,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostVerdict::Denied => "denied",
+            HostVerdict::NotConfigured => "not-configured",
+            HostVerdict::Throttled => "throttled",
+            HostVerdict::Timeout => "timeout",
+            HostVerdict::OutcomeUnknown => "outcome-unknown",
+            HostVerdict::Transport => "transport",
+        }
+    }
+
+    /// The verdict a header value names; an unknown value is a transport failure (the host
+    /// said something went wrong, but not what).
+    pub fn parse(s: &str) -> HostVerdict {
+        HostVerdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .unwrap_or(HostVerdict::Transport)
+    }
+
+    /// The failure the component reports for this verdict, with the host's text.
+    pub fn failure(self, text: String, retry_after: Option<u32>) -> Failure {
+        match self {
+            HostVerdict::Denied => Failure::Denied(text),
+            HostVerdict::NotConfigured => Failure::NotConfigured(text),
+            HostVerdict::Throttled => Failure::Throttled {
+                retry_after_seconds: retry_after,
+                detail: text,
+            },
+            HostVerdict::Timeout => Failure::Timeout(text),
+            HostVerdict::OutcomeUnknown => Failure::OutcomeUnknown(text),
+            HostVerdict::Transport => Failure::Transport(text),
+        }
+    }
+}
+
 /// One entry of Klaviyo's `errors[]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KlaviyoError {
@@ -212,17 +276,8 @@ pub fn interpret(
 ) -> Result<String, Failure> {
     let text = String::from_utf8_lossy(body).into_owned();
     if let Some(verdict) = header(HOST_VERDICT_HEADER) {
-        return Err(match verdict.as_str() {
-            "denied" => Failure::Denied(text),
-            "not-configured" => Failure::NotConfigured(text),
-            "timeout" => Failure::Timeout(text),
-            "outcome-unknown" => Failure::OutcomeUnknown(text),
-            "throttled" => Failure::Throttled {
-                retry_after_seconds: header("retry-after").and_then(|v| parse_retry_after(&v)),
-                detail: text,
-            },
-            _ => Failure::Transport(text),
-        });
+        let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+        return Err(HostVerdict::parse(&verdict).failure(text, retry_after));
     }
     if (200..300).contains(&status) {
         let Ok(utf8) = std::str::from_utf8(body) else {

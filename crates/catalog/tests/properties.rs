@@ -85,6 +85,10 @@ proptest! {
             if let Ok(req) = prepare(Tool::Op(op), &Value::Object(args), &conn()) {
                 let path = req.path_and_query.split('?').next().unwrap();
                 prop_assert_eq!(match_route(op.method, path).map(|o| o.id), Some(op.id));
+                // What the component sends, the host's canonical-path check accepts.
+                for seg in path.split('/').skip(1) {
+                    prop_assert_eq!(klaviyo_catalog::encode::segment_problem(seg), None);
+                }
             }
         }
     }
