@@ -12,12 +12,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Record<'a> {
     /// RFC 3339 UTC time.
     pub time: String,
-    /// `sending`, `done`, `denied`, `dry-run`.
+    /// `sending`, `retry`, `done`, `denied`, `not-configured`, `dry-run`.
     pub event: &'a str,
     /// Per-request id joining `sending` and `done`.
     pub request: u64,
-    /// The tool the agent called.
+    /// The tool the agent called (as it named it: for the record only; decisions come from
+    /// `operation`).
     pub tool: &'a str,
+    /// Who called (the MCP HTTP client's token name), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<&'a str>,
     /// The operation the host classified the request as.
     pub operation: &'a str,
     pub access: &'a str,

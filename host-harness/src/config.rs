@@ -125,7 +125,20 @@ pub fn parse_base_url(s: &str) -> Result<(String, http::Uri), String> {
     if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
         return Err(format!("base URL `{s}` must not have a path or query"));
     }
+    if uri.scheme_str() == Some("http") && !is_loopback(auth.host()) {
+        return Err(format!(
+            "base URL `{s}` is plain http to a host that is not this machine: the key would travel in clear text; use https:// (plain http is allowed only for 127.0.0.1, ::1 and localhost)"
+        ));
+    }
     Ok((trimmed.to_string(), uri))
+}
+
+/// Loopback addresses: `localhost`, 127.0.0.0/8, `::1`.
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The config file's contents.
@@ -219,7 +232,7 @@ pub fn resolve(over: &Overrides, file: &FileConfig) -> Result<Settings, String> 
     };
     s.policy_path = over.policy.clone().or(file.policy.clone());
     if let Some(p) = &s.policy_path {
-        s.policy = Policy::load(p)?;
+        s.policy = crate::policy::load(p)?;
     }
     s.audit_log = over.audit_log.clone().or(file.audit_log.clone());
     s.dry_run = over.dry_run;
@@ -262,6 +275,24 @@ mod tests {
         assert!(parse_base_url("https://a.klaviyo.com/api").is_err());
         assert!(parse_base_url("https://u:p@a.klaviyo.com").is_err());
         assert!(parse_base_url("nonsense").is_err());
+        // Plain http only to this machine: the key would travel in clear text.
+        for ok in [
+            "http://127.0.0.1:4010",
+            "http://127.8.9.1",
+            "http://localhost:1",
+            "http://[::1]:80",
+        ] {
+            assert!(parse_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://a.klaviyo.com",
+            "http://10.0.0.1:80",
+            "http://localhost.evil.example",
+            "http://[::2]",
+        ] {
+            let e = parse_base_url(bad).unwrap_err();
+            assert!(e.contains("clear text"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn ask_tty(prompt: &str) -> Result<bool, String> {
         .open("/dev/tty")
         .map_err(|_| "there is no terminal to ask on".to_string())?;
     let mut out = tty.try_clone().map_err(|e| e.to_string())?;
-    write!(out, "\n{prompt}\nAllow this request? [y/N] ").map_err(|e| e.to_string())?;
+    write!(out, "\n{prompt}\nRun this request? [y/N] ").map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
     let mut line = String::new();
     BufReader::new(tty)

@@ -21,7 +21,7 @@ pub mod transport;
 
 pub use config::{Settings, Timeouts};
 pub use confirm::{Confirm, NoTty, TtyConfirm};
-pub use runtime::{CallOutcome, Harness, ToolInfo};
+pub use runtime::{CallOutcome, Caller, Harness, ToolInfo};
 
 /// State shared by every call of one harness.
 pub struct Shared {

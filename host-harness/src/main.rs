@@ -252,25 +252,24 @@ async fn run(cli: Cli) -> u8 {
             toolsets,
             read_only,
         } => {
-            let selection = klaviyo_harness::mcp::Selection {
-                mode: match mode {
+            let surface = match klaviyo_agent::mcp::Surface::new(
+                match mode {
                     ServeMode::Discovery => klaviyo_harness::mcp::Mode::Discovery,
                     ServeMode::All => klaviyo_harness::mcp::Mode::All,
                 },
-                toolsets: (!toolsets.is_empty()).then(|| {
-                    toolsets
-                        .iter()
-                        .map(|t| klaviyo_catalog::tools::normalize(t))
-                        .collect()
-                }),
-                read_only: *read_only,
+                (!toolsets.is_empty()).then(|| toolsets.clone()),
+                *read_only,
+                klaviyo_harness::mcp::Untrusted::Label,
+                harness.settings().policy.clone(),
+                klaviyo_agent::mcp::CLI,
+            ) {
+                Ok(s) => s,
+                Err(e) => return fail(false, exit::BAD_INPUT, "serve", &e),
             };
             let server =
-                match klaviyo_harness::mcp::Server::new(std::sync::Arc::new(harness), selection)
-                    .await
-                {
+                match klaviyo_harness::mcp::Server::new(std::sync::Arc::new(harness), surface) {
                     Ok(s) => s,
-                    Err(e) => return fail(false, exit::BAD_INPUT, "serve", &format!("{e:#}")),
+                    Err(e) => return fail(false, exit::INTERNAL, "serve", &format!("{e:#}")),
                 };
             match klaviyo_harness::mcp::serve_stdio(server).await {
                 Ok(()) => exit::OK,
@@ -551,7 +550,7 @@ async fn check(json_out: bool, h: &Harness) -> u8 {
         klaviyo_harness::secrets::KeySource::File(p) => format!("file {}", p.display()),
         klaviyo_harness::secrets::KeySource::Command(_) => "command".to_string(),
     };
-    let key = h.shared().keys.get();
+    let key = h.shared().keys.get().await;
     let key_present = matches!(key, Ok(Some(_)));
     let (accepted, detail, code) = match &key {
         Ok(Some(_)) => {
@@ -619,7 +618,7 @@ async fn check(json_out: bool, h: &Harness) -> u8 {
 fn scopes(json_out: bool, s: &klaviyo_harness::Settings) -> u8 {
     let mut scopes: Vec<&str> = klaviyo_catalog::generated::OPERATIONS
         .iter()
-        .filter(|op| s.policy.decide(op, op.id).decision != Decision::Deny)
+        .filter(|op| s.policy.decide(op).decision != Decision::Deny)
         .flat_map(|op| op.scopes.iter().copied())
         .collect();
     scopes.sort();

@@ -5,16 +5,17 @@ use crate::egress::{CallLog, Hooks, KEY_PLACEHOLDER};
 use crate::{Confirm, Settings, Shared};
 use anyhow::{anyhow, bail, Context as _, Result};
 use klaviyo_catalog::response::{Failure, KlaviyoError};
+use klaviyo_catalog::tools::Tool;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder,
+    StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -48,6 +49,21 @@ const KEEP_RESIDENT: usize = 2 << 20;
 const TICK: Duration = Duration::from_millis(10);
 /// Time the component gets past the call deadline to turn the host's timeout into its answer.
 const GRACE: Duration = Duration::from_secs(2);
+/// Most resources (requests, headers, streams, …) a call's guest may hold at once. A call
+/// uses a few dozen; the bound keeps a guest from growing host memory outside its own
+/// linear-memory limit (with [`MAX_FIELD_BYTES`]: at most ~16 MB of headers).
+const MAX_RESOURCES: usize = 1_000;
+/// Largest header set (a wasi:http `fields`) a guest may build, in bytes of host memory.
+/// Our requests carry five short headers.
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+
+/// Who a call is made for: who answers `ask` (default: the harness's own), and who is
+/// calling (an HTTP client's token name, for the audit log).
+#[derive(Clone, Default)]
+pub struct Caller {
+    pub confirm: Option<Arc<dyn Confirm>>,
+    pub client: Option<Arc<str>>,
+}
 
 struct State {
     wasi: WasiCtx,
@@ -180,42 +196,121 @@ pub fn default_component_path() -> PathBuf {
 }
 
 /// Where precompiled components are kept: `KLAVIYO_CACHE_DIR`, else `$XDG_CACHE_HOME` or
-/// `~/.cache`, `/klaviyo-harness`.
-pub fn cache_dir() -> PathBuf {
+/// `~/.cache`, `/klaviyo-harness`; `None` when none of these is known (never a shared temp dir).
+pub fn cache_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KLAVIYO_CACHE_DIR") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
+    std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("klaviyo-harness")
+        .map(|b| b.join("klaviyo-harness"))
+}
+
+/// The cache directory, created `0700` when missing, if it is private: a real directory owned
+/// by this user that group and others cannot write to. A precompiled artifact is native code
+/// run inside the process that holds the key, so anything less is refused.
+fn private_cache_dir() -> Result<PathBuf, String> {
+    let dir = cache_dir()
+        .ok_or("no cache directory is known (set KLAVIYO_CACHE_DIR, XDG_CACHE_HOME or HOME)")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("cannot create the cache directory {}: {e}", dir.display()))?;
+        }
+        let m = std::fs::symlink_metadata(&dir)
+            .map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !m.is_dir() || m.uid() != me || m.permissions().mode() & 0o022 != 0 {
+            return Err(format!(
+                "the cache directory {} is not private (it must be a directory owned by you that group and others cannot write to: `chmod 700 {}`)",
+                dir.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// Whether a cached artifact may be trusted: a regular file (not a link) owned by this user,
+/// not writable by group or others.
+fn private_file(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.is_file() && m.uid() == me && m.permissions().mode() & 0o022 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
 }
 
 /// Compiles the component, or loads the precompiled artifact cached for these exact bytes and
-/// this engine configuration.
+/// this engine configuration — only from a private cache directory (see
+/// [`private_cache_dir`]); otherwise it compiles, with a warning.
 pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the component at {} (build it with `cargo build --target wasm32-wasip2 --release`)", path.display()))?;
+    load_component_bytes(engine, &bytes, &path.display().to_string())
+}
+
+/// [`load_component`] for bytes in memory (`origin` names them in messages).
+pub fn load_component_bytes(engine: &Engine, bytes: &[u8], origin: &str) -> Result<Component> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), h.finish());
-    let dir = cache_dir();
-    let cached = dir.join(format!("{key}.cwasm"));
-    if cached.exists() {
-        // SAFETY: the file was written by `Component::serialize` of this same engine
-        // configuration (the key covers the engine's compatibility hash and the input bytes),
-        // in a cache directory owned by this user.
-        if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
-            return Ok(c);
+    let key = format!("{:x}-{:016x}", Sha256::digest(bytes), h.finish());
+    let dir = match private_cache_dir() {
+        Ok(d) => Some(d),
+        Err(why) => {
+            eprintln!("warning: not using the precompiled cache: {why}; compiling the component (seconds) on every start");
+            None
+        }
+    };
+    if let Some(dir) = &dir {
+        let cached = dir.join(format!("{key}.cwasm"));
+        if private_file(&cached) {
+            // SAFETY: the file was written by `Component::serialize` of this same engine
+            // configuration (the key covers the engine's compatibility hash and the input
+            // bytes), and sits, as a regular file of ours, in a directory only we can write to.
+            if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
+                return Ok(c);
+            }
+        } else if cached.symlink_metadata().is_ok() {
+            eprintln!(
+                "warning: ignoring the cached artifact {}: it is not a private file of yours; recompiling",
+                cached.display()
+            );
         }
     }
-    let component = Component::new(engine, &bytes)
-        .map_err(|e| anyhow!("the component at {} does not compile: {e}", path.display()))?;
-    if let Ok(art) = component.serialize() {
-        let _ = std::fs::create_dir_all(&dir);
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("Compiling the component for this machine (once; a few seconds)…");
+    }
+    let component = Component::new(engine, bytes)
+        .map_err(|e| anyhow!("the component at {origin} does not compile: {e}"))?;
+    if let (Some(dir), Ok(art)) = (dir, component.serialize()) {
+        let cached = dir.join(format!("{key}.cwasm"));
         let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, art).is_ok() {
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let written = open
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &art));
+        if written.is_ok() {
             let _ = std::fs::rename(&tmp, &cached);
+        } else {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
     Ok(component)
@@ -323,31 +418,43 @@ impl Harness {
 
     fn store(
         &self,
-        tool: &str,
+        called: &str,
+        tool: Option<Tool>,
+        caller: &Caller,
         log: Arc<Mutex<CallLog>>,
-        confirm: Option<Arc<dyn Confirm>>,
     ) -> Store<State> {
         let s = &self.shared.settings;
         // The component gets a placeholder, never the key. With no key configured it gets
-        // none (so it reports "not configured"), except in dry runs, which show the request.
-        let has_key = !matches!(self.shared.keys.source(), crate::secrets::KeySource::None)
-            && self.shared.keys.get().map(|k| k.is_some()).unwrap_or(true);
+        // none (so it reports "not configured" itself), except in dry runs, which show the
+        // request. A key file or command is not read here: the egress hook reads it when a
+        // request is admitted, and refuses (audited) when it cannot.
+        let has_key = self.shared.keys.configured();
         let connection = wit_secrets::Connection {
             base_url: s.base_url.clone(),
             revision: s.revision.clone(),
             private_key_placeholder: (has_key || s.dry_run).then(|| KEY_PLACEHOLDER.to_string()),
             public_key: s.public_key.clone(),
         };
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELD_BYTES);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let started = Instant::now();
         let state = State {
             wasi: WasiCtx::builder().build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             hooks: Hooks {
                 shared: self.shared.clone(),
-                confirm: confirm.unwrap_or_else(|| self.shared.confirm.clone()),
-                tool: tool.to_string(),
+                confirm: caller
+                    .confirm
+                    .clone()
+                    .unwrap_or_else(|| self.shared.confirm.clone()),
+                called: called.to_string(),
+                tool,
+                client: caller.client.clone(),
                 log,
-                deadline: std::time::Instant::now() + s.timeouts.call,
+                deadline: started + s.timeouts.call,
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(s.memory_limit)
@@ -358,18 +465,29 @@ impl Harness {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // The HTTP path ends at the call deadline with a clear error; the guest itself gets a
-        // little longer before it is interrupted.
-        let ticks = ((s.timeouts.call + GRACE).as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // little longer before it is interrupted. Until then, a guest that computes without
+        // waiting yields to the runtime every tick, so other calls on the same (one-thread)
+        // runtime go on while it spins.
+        let stop = started + s.timeouts.call + GRACE;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= stop {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         store
     }
 
-    /// Runs `f` on a fresh instance within the call deadline.
+    /// Runs `f` on a fresh instance within the call deadline. `called` is the name the caller
+    /// used (audit only); `tool` what it resolves to in the host's catalog (the requests it
+    /// may make).
     async fn with_instance<R>(
         &self,
-        tool: &str,
-        confirm: Option<Arc<dyn Confirm>>,
+        called: &str,
+        tool: Option<Tool>,
+        caller: &Caller,
         f: impl AsyncFnOnce(
             &mut Store<State>,
             &bindings::Harness,
@@ -382,7 +500,7 @@ impl Harness {
             .await
             .expect("semaphore is never closed");
         let log = Arc::new(Mutex::new(CallLog::default()));
-        let mut store = self.store(tool, log.clone(), confirm);
+        let mut store = self.store(called, tool, caller, log.clone());
         let deadline = self.shared.settings.timeouts.call + GRACE;
         let run = async {
             let instance = self
@@ -406,9 +524,14 @@ impl Harness {
         self.tools
             .get_or_try_init(|| async {
                 let (tools, _) = self
-                    .with_instance("list_tools", None, async |store, h, _| {
-                        Ok(h.klaviyo_connector_tools().call_list_tools(store).await?)
-                    })
+                    .with_instance(
+                        "list_tools",
+                        None,
+                        &Caller::default(),
+                        async |store, h, _| {
+                            Ok(h.klaviyo_connector_tools().call_list_tools(store).await?)
+                        },
+                    )
                     .await?;
                 tools.into_iter().map(tool_info).collect::<Result<Vec<_>>>()
             })
@@ -419,38 +542,60 @@ impl Harness {
     /// One tool by any accepted name.
     pub async fn describe(&self, name: &str) -> Result<Option<ToolInfo>> {
         let (t, _) = self
-            .with_instance("describe_tool", None, async |store, h, _| {
-                Ok(h.klaviyo_connector_tools()
-                    .call_describe_tool(store, name)
-                    .await?)
-            })
+            .with_instance(
+                "describe_tool",
+                None,
+                &Caller::default(),
+                async |store, h, _| {
+                    Ok(h.klaviyo_connector_tools()
+                        .call_describe_tool(store, name)
+                        .await?)
+                },
+            )
             .await?;
         t.map(tool_info).transpose()
     }
 
     /// Calls a tool by name with JSON arguments through the component's `tools` interface.
     pub async fn call(&self, name: &str, arguments: &str) -> CallOutcome {
-        self.call_with(name, arguments, None).await
+        self.call_as(name, arguments, &Caller::default()).await
     }
 
-    /// [`Harness::call`], with `confirm` answering `ask` for this call (e.g. the MCP client).
-    pub async fn call_with(
-        &self,
-        name: &str,
-        arguments: &str,
-        confirm: Option<Arc<dyn Confirm>>,
-    ) -> CallOutcome {
-        let tool_name = klaviyo_catalog::tools::Tool::resolve(name)
-            .map(|t| t.name().to_string())
-            .unwrap_or_else(|_| name.to_string());
+    /// [`Harness::call`] on behalf of `caller` (who answers `ask`, who is calling).
+    pub async fn call_as(&self, name: &str, arguments: &str, caller: &Caller) -> CallOutcome {
+        let tool = Tool::resolve(name).ok();
         let r = self
-            .with_instance(&tool_name, confirm, async |store, h, _| {
+            .with_instance(name, tool, caller, async |store, h, _| {
                 Ok(h.klaviyo_connector_tools()
                     .call_call_tool(store, name, arguments)
                     .await?)
             })
             .await;
-        outcome(r.map(|(result, log)| (result.map_err(failure_from_wit), log)))
+        let r = r.map(|(result, log)| (result.map_err(failure_from_wit), log));
+        // The component refuses a call without a key before making a request (it got no
+        // placeholder): the host records that refusal like the ones it makes itself.
+        if let Ok((Err(Failure::NotConfigured(why)), log)) = &r {
+            if log.requests == 0 {
+                let op = tool.and_then(|t| t.operations().first().copied());
+                let _ = self.shared.audit.write(&crate::audit::Record {
+                    time: crate::audit::now_rfc3339(),
+                    event: "not-configured",
+                    request: 0,
+                    tool: name,
+                    client: caller.client.as_deref(),
+                    operation: op.map_or("-", |o| o.id),
+                    access: op.map_or("-", |o| o.access.as_str()),
+                    decision: "deny",
+                    method: op.map_or("-", |o| o.method.as_str()),
+                    path: op.map_or("-", |o| o.path),
+                    status: None,
+                    duration_ms: None,
+                    klaviyo_request_id: None,
+                    detail: Some(why.clone()),
+                });
+            }
+        }
+        outcome(r)
     }
 
     /// Calls a paginated tool page after page (following `links.next`), until the last page or
@@ -556,16 +701,21 @@ impl Harness {
     /// Calls a typed export, e.g. `get-profiles` with its params record, through wasmtime's
     /// dynamic API. `params` are the function's arguments as component values.
     pub async fn call_typed(&self, function: &str, params: Vec<Val>) -> CallOutcome {
-        let tool = klaviyo_catalog::tools::normalize(function);
+        let tool = Tool::resolve(function).ok();
         let r = self
-            .with_instance(&tool, None, async |store, _, instance| {
-                let func = instance
-                    .get_func(&mut *store, function)
-                    .ok_or_else(|| anyhow!("the component exports no function {function}"))?;
-                let mut results = [Val::Bool(false)];
-                func.call_async(&mut *store, &params, &mut results).await?;
-                Ok(results[0].clone())
-            })
+            .with_instance(
+                function,
+                tool,
+                &Caller::default(),
+                async |store, _, instance| {
+                    let func = instance
+                        .get_func(&mut *store, function)
+                        .ok_or_else(|| anyhow!("the component exports no function {function}"))?;
+                    let mut results = [Val::Bool(false)];
+                    func.call_async(&mut *store, &params, &mut results).await?;
+                    Ok(results[0].clone())
+                },
+            )
             .await;
         outcome(r.map(|(v, log)| (result_from_val(v), log)))
     }

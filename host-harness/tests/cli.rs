@@ -235,10 +235,15 @@ fn ask_confirms_on_a_tty_and_refuses_without_one() {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains(FAKE_KEY));
+        // The exact request: method, URL, every header (key redacted), the body as sent.
         assert!(
             text.contains("POST ")
                 && text.contains("/api/lists")
-                && text.contains("Allow this request?"),
+                && text.contains("revision: ")
+                && text.contains("content-type: application/vnd.api+json")
+                && text.contains("authorization: Klaviyo-API-Key [redacted]")
+                && text.contains("\"name\": \"VIP\"")
+                && text.contains("Run this request?"),
             "{text}"
         );
         assert_eq!(out.status.code(), Some(want_code), "{answer}: {text}");

@@ -1,8 +1,7 @@
 //! End-to-end: the real component (release build) in the real harness, against a local HTTP
 //! server on 127.0.0.1. Build the component first: `cargo build --target wasm32-wasip2 --release`.
 
-mod support;
-
+use crate::support::{temp_dir, Recorded, Reply, Server, TempDir, FAKE_KEY, FAKE_PUBLIC_KEY};
 use klaviyo_catalog::response::Failure;
 use klaviyo_catalog::tools::Tool;
 use klaviyo_catalog::Kind;
@@ -12,7 +11,6 @@ use klaviyo_harness::secrets::KeySource;
 use klaviyo_harness::{Harness, NoTty, Settings};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use support::{temp_dir, Recorded, Reply, Server, TempDir, FAKE_KEY, FAKE_PUBLIC_KEY};
 use wasmtime::component::Val;
 
 struct Env {
@@ -192,8 +190,8 @@ fn read_through_typed_exports() {
         (
             "get-list",
             "get_list",
-            json!({"id": "a/b?c#d"}),
-            "/api/lists/a%2Fb%3Fc%23d",
+            json!({"id": "$custom:::x y"}),
+            "/api/lists/%24custom%3A%3A%3Ax%20y",
         ),
         (
             "get-campaigns",
@@ -209,17 +207,20 @@ fn read_through_typed_exports() {
         assert_eq!(r.target, target, "{func}");
         assert_klaviyo_headers(&r);
     }
-    // A typed call with bad input is refused before any request.
+    // A typed call with bad input is refused before any request: an empty id, or one that
+    // would leave its path segment.
     let before = server.requests().len();
-    let out = rt.block_on(
-        e.harness
-            .call_typed("get-list", typed_params("get_list", &json!({"id": ""}))),
-    );
-    assert!(
-        matches!(out.result, Err(Failure::InvalidInput { ref field, .. }) if field == "id"),
-        "{:?}",
-        out.result
-    );
+    for id in ["", "a/b?c#d", ".."] {
+        let out = rt.block_on(
+            e.harness
+                .call_typed("get-list", typed_params("get_list", &json!({"id": id}))),
+        );
+        assert!(
+            matches!(out.result, Err(Failure::InvalidInput { ref field, .. }) if field == "id"),
+            "{id:?}: {:?}",
+            out.result
+        );
+    }
     assert_eq!(server.requests().len(), before);
 }
 
@@ -341,50 +342,80 @@ fn forged_requests_are_refused_by_the_egress_hook() {
         "Klaviyo-API-Key {}",
         klaviyo_harness::egress::KEY_PLACEHOLDER
     );
+    // (tool called, method, url, authorization, a word of the refusal)
     let cases = [
         (
+            "create_list",
             "POST",
             format!("{}/api/lists", server.url),
             Some(placeholder.clone()),
             "denied by",
         ),
         (
+            "update_list",
             "PATCH",
             format!("{}/api/lists/L1", server.url),
             Some(placeholder.clone()),
             "denied by",
         ),
         (
+            "delete_list",
             "DELETE",
             format!("{}/api/lists/L1", server.url),
             Some(placeholder.clone()),
             "denied by",
         ),
         (
+            "get_lists",
+            "DELETE",
+            format!("{}/api/lists/L1", server.url),
+            Some(placeholder.clone()),
+            "not an operation of the called tool",
+        ),
+        (
+            "get_whatever",
+            "GET",
+            format!("{}/api/lists", server.url),
+            Some(placeholder.clone()),
+            "outside any tool call",
+        ),
+        (
+            "get_lists",
             "GET",
             format!("{}/api/lists", other.url),
             Some(placeholder.clone()),
             "is not allowed",
         ),
         (
+            "get_lists",
             "GET",
             "https://evil.example/api/lists".to_string(),
             Some(placeholder.clone()),
             "is not allowed",
         ),
         (
+            "get_lists",
             "GET",
             format!("{}/api/not-an-endpoint", server.url),
             Some(placeholder.clone()),
             "not a Klaviyo API operation",
         ),
         (
+            "get_list",
+            "GET",
+            format!("{}/api/lists/%2e%2e", server.url),
+            Some(placeholder.clone()),
+            "not canonical",
+        ),
+        (
+            "get_lists",
             "GET",
             format!("{}/api/lists", server.url),
             Some("Klaviyo-API-Key pk_guessed".into()),
             "placeholder",
         ),
         (
+            "get_client_geofences",
             "GET",
             format!("{}/client/geofences?company_id=x", server.url),
             Some(placeholder.clone()),
@@ -392,27 +423,42 @@ fn forged_requests_are_refused_by_the_egress_hook() {
         ),
     ];
     let rt = rt();
-    for (method, url, auth, needle) in cases {
-        let mut b = http::Request::builder().method(method).uri(&url);
+    for (tool, method, url, auth, needle) in cases {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("revision", klaviyo_catalog::generated::REVISION)
+            .header("accept", "application/vnd.api+json");
         if let Some(a) = &auth {
             b = b.header("authorization", a);
         }
+        let body: &'static [u8] = if method == "GET" || method == "DELETE" {
+            b""
+        } else {
+            b"{}"
+        };
+        if !body.is_empty() {
+            b = b.header("content-type", "application/vnd.api+json");
+        }
         let req = b
             .body(
-                Full::new(bytes::Bytes::from_static(b"{}"))
+                Full::new(bytes::Bytes::from_static(body))
                     .map_err(|n| match n {})
                     .boxed_unsync(),
             )
             .unwrap();
-        let resp = rt.block_on(klaviyo_harness::egress::guard(
-            shared.clone(),
-            shared.confirm.clone(),
-            "forged".into(),
-            Default::default(),
-            req,
-            std::time::Instant::now() + std::time::Duration::from_secs(10),
-        ));
-        let (resp, _) = resp.unwrap();
+        let scope = klaviyo_harness::egress::CallScope {
+            shared: shared.clone(),
+            confirm: shared.confirm.clone(),
+            called: tool.into(),
+            tool: Tool::resolve(tool).ok(),
+            client: None,
+            log: Default::default(),
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(10),
+        };
+        let (resp, _) = rt
+            .block_on(klaviyo_harness::egress::guard(scope, req))
+            .unwrap();
         assert_eq!(
             resp.headers()
                 .get(klaviyo_catalog::response::HOST_VERDICT_HEADER)
@@ -422,7 +468,7 @@ fn forged_requests_are_refused_by_the_egress_hook() {
         );
         let text = rt.block_on(resp.into_body().collect()).unwrap().to_bytes();
         let text = String::from_utf8_lossy(&text);
-        assert!(text.contains(needle), "{method} {url}: {text}");
+        assert!(text.contains(needle), "{tool}: {method} {url}: {text}");
     }
     assert!(server.requests().is_empty() && other.requests().is_empty());
 }
@@ -551,8 +597,11 @@ fn dry_run_shows_the_request_and_sends_nothing() {
 #[test]
 fn no_key_is_a_not_configured_error() {
     let server = Server::ok();
+    let dir = temp_dir("kc-e2e-nokey");
+    let audit = dir.0.join("audit.jsonl");
     let mut s = Settings::new(&server.url).unwrap();
     s.key_source = KeySource::None;
+    s.audit_log = Some(audit.clone());
     let h = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
     let out = rt().block_on(h.call("get_lists", "{}"));
     assert!(
@@ -561,6 +610,12 @@ fn no_key_is_a_not_configured_error() {
         out.result
     );
     assert!(server.requests().is_empty());
+    // Audited like any other refusal.
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        log.contains("\"event\":\"not-configured\"") && log.contains("\"operation\":\"get_lists\""),
+        "{log}"
+    );
 }
 
 #[test]
@@ -787,7 +842,7 @@ fn precompiled_component_is_cached_by_content_hash() {
     let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
     let server = Server::ok();
     let _first = env(&server, Policy::read_only());
-    let cached: Vec<_> = std::fs::read_dir(klaviyo_harness::runtime::cache_dir())
+    let cached: Vec<_> = std::fs::read_dir(klaviyo_harness::runtime::cache_dir().unwrap())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {

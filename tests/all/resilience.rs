@@ -1,8 +1,7 @@
 //! Resilience against a fault-injecting local server: pacing to Klaviyo's limits, bounded
 //! retries that never duplicate a write, timeouts, size caps, pagination.
 
-mod support;
-
+use crate::support::{Behavior, Reply, Server, FAKE_KEY};
 use klaviyo_catalog::response::Failure;
 use klaviyo_harness::policy::Policy;
 use klaviyo_harness::runtime::default_component_path;
@@ -12,7 +11,6 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Behavior, Reply, Server, FAKE_KEY};
 
 fn harness(server: &Server, tweak: impl FnOnce(&mut Settings)) -> Harness {
     let mut s = Settings::new(&server.url).unwrap();

@@ -1,24 +1,38 @@
 //! The wasi:http `send_request` hook: every request the component makes passes here, and only
-//! here can it reach the network. In order:
-//! 1. destination: scheme and authority must be the configured base URL's;
-//! 2. classification: method + path → operation from the catalog (unknown → refused);
-//! 3. credentials: `Authorization` must be exactly the host's placeholder (never a key the
-//!    guest made up), and absent on `/client/*`;
-//! 4. policy: allow / ask (confirmation showing the exact request) / deny;
-//! 5. audit `sending`, key substitution, send, audit `done`.
-//! A refused request gets a response made here, marked with [`HOST_VERDICT_HEADER`], which the
-//! component turns into a typed error; that header is stripped from real responses.
+//! here can it reach the network. A request passes small stages, each its own decision:
+//!
+//! 1. [`admit`] (pure, table-tested): destination, canonical path, route (method + path →
+//!    operation, the host's own classification), the called tool's own operations, headers,
+//!    credentials, body;
+//! 2. the policy's decision for that operation (`klaviyo_agent::policy`), then dry run / deny /
+//!    ask (the exact request shown, [`show`]);
+//! 3. the key: substituted into `Authorization` only, only now; no key → `not-configured`;
+//! 4. audit `sending` (on disk before the request leaves), pacing, send, and the one retry
+//!    rule ([`retry::next_step`], pure);
+//! 5. audit `done`; the key scrubbed from whatever came back.
+//!
+//! A refused request gets a response made here, marked with [`HOST_VERDICT_HEADER`] (a
+//! [`HostVerdict`]), which the component turns into a typed error; that header is stripped
+//! from real responses, so a server cannot forge a verdict. Every refusal is audited.
+
+pub mod admit;
+pub mod retry;
+pub mod show;
+
+pub use admit::{admit, Reason, Refusal, KEY_PLACEHOLDER};
 
 use crate::audit::{now_rfc3339, Record};
-use crate::policy::Decision;
+use crate::secrets::Secret;
 use crate::throttle::Admission;
 use crate::transport::SendError;
 use crate::Shared;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use klaviyo_catalog::response::HOST_VERDICT_HEADER;
-use klaviyo_catalog::routes::match_route;
-use klaviyo_catalog::{Access, Method};
+use klaviyo_agent::policy::Decision;
+use klaviyo_catalog::response::{HostVerdict, HOST_VERDICT_HEADER};
+use klaviyo_catalog::tools::Tool;
+use klaviyo_catalog::{Access, Operation};
+use retry::{Attempt, Budget, Step};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,11 +40,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// The value the component receives instead of the private key.
-pub const KEY_PLACEHOLDER: &str = "host-provided-private-key";
-
 /// Largest request body the host accepts from the component.
-const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+/// Most requests one call may make. A tool call makes one (the component never retries;
+/// `--all-pages` makes one call per page): more means the component is not doing what it was
+/// asked, and each one would hold host memory.
+pub const MAX_REQUESTS_PER_CALL: usize = 8;
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -43,13 +58,22 @@ pub struct CallLog {
     pub decisions: Vec<(String, Decision)>,
     /// Answers that came over the network: (operation id, status, headers).
     pub responses: Vec<(String, u16, http::HeaderMap)>,
+    /// Requests the component made in this call (admitted or not).
+    pub requests: usize,
 }
 
+/// The per-call state of the hook.
 pub struct Hooks {
     pub shared: Arc<Shared>,
     /// Who answers `ask` for this call.
     pub confirm: Arc<dyn crate::Confirm>,
-    pub tool: String,
+    /// The name the agent called, as given (for the audit log only).
+    pub called: String,
+    /// The tool that name resolves to, in the host's catalog: the call may make only its
+    /// operations' requests. `None` (an unknown name, or listing tools): no requests at all.
+    pub tool: Option<Tool>,
+    /// Who is calling (e.g. the HTTP client's token name), for the audit log.
+    pub client: Option<Arc<str>>,
     pub log: Arc<Mutex<CallLog>>,
     /// When the call must be answered.
     pub deadline: Instant,
@@ -65,13 +89,29 @@ impl WasiHttpHooks for Hooks {
         _options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let shared = self.shared.clone();
-        let tool = self.tool.clone();
-        let log = self.log.clone();
-        let deadline = self.deadline;
-        let confirm = self.confirm.clone();
-        Box::new(async move { guard(shared, confirm, tool, log, request, deadline).await })
+        let call = CallScope {
+            shared: self.shared.clone(),
+            confirm: self.confirm.clone(),
+            called: self.called.clone(),
+            tool: self.tool,
+            client: self.client.clone(),
+            log: self.log.clone(),
+            deadline: self.deadline,
+        };
+        Box::new(async move { guard(call, request).await })
     }
+}
+
+/// Everything [`guard`] needs about the call a request belongs to.
+#[derive(Clone)]
+pub struct CallScope {
+    pub shared: Arc<Shared>,
+    pub confirm: Arc<dyn crate::Confirm>,
+    pub called: String,
+    pub tool: Option<Tool>,
+    pub client: Option<Arc<str>>,
+    pub log: Arc<Mutex<CallLog>>,
+    pub deadline: Instant,
 }
 
 fn done_io() -> IoFuture {
@@ -86,157 +126,123 @@ fn full_body(bytes: impl Into<Bytes>) -> WasiBody {
 }
 
 /// A response made by the host, with its verdict header.
-fn verdict(status: u16, kind: &str, text: String) -> SendResult {
+fn verdict(v: HostVerdict, text: String) -> SendResult {
+    let status = match v {
+        HostVerdict::Denied => 403,
+        HostVerdict::NotConfigured => 503,
+        HostVerdict::Throttled => 429,
+        HostVerdict::Timeout => 504,
+        HostVerdict::OutcomeUnknown | HostVerdict::Transport => 502,
+    };
     let resp = http::Response::builder()
         .status(status)
-        .header(HOST_VERDICT_HEADER, kind)
+        .header(HOST_VERDICT_HEADER, v.as_str())
         .header("content-type", "text/plain; charset=utf-8")
         .body(full_body(text))
         .expect("static response parts are valid");
     Ok((resp, done_io()))
 }
 
-fn redacted_headers(h: &http::HeaderMap) -> Value {
-    let mut m = serde_json::Map::new();
-    for (k, v) in h {
-        let text = if k == http::header::AUTHORIZATION {
-            "Klaviyo-API-Key [redacted]".to_string()
-        } else {
-            String::from_utf8_lossy(v.as_bytes()).into_owned()
-        };
-        m.insert(k.as_str().to_string(), Value::String(text));
-    }
-    Value::Object(m)
+/// The audit fields of one request.
+struct Audit<'a> {
+    call: &'a CallScope,
+    seq: u64,
+    op: Option<&'static Operation>,
+    method: String,
+    path: String,
 }
 
-fn body_for_display(body: &[u8], content_type: Option<&str>) -> Value {
-    if body.is_empty() {
-        return Value::Null;
+impl Audit<'_> {
+    fn record(
+        &self,
+        event: &'static str,
+        decision: &'static str,
+        detail: Option<String>,
+    ) -> Record<'_> {
+        Record {
+            time: now_rfc3339(),
+            event,
+            request: self.seq,
+            tool: &self.call.called,
+            client: self.call.client.as_deref(),
+            operation: self.op.map_or("-", |o| o.id),
+            access: self.op.map_or("-", |o| o.access.as_str()),
+            decision,
+            method: &self.method,
+            path: &self.path,
+            status: None,
+            duration_ms: None,
+            klaviyo_request_id: None,
+            detail,
+        }
     }
-    if content_type.is_some_and(|c| c.starts_with("multipart/")) {
-        return json!(format!("<multipart body, {} bytes>", body.len()));
-    }
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
-}
 
-/// Checks one request and, when it may go, sends it. Public so tests can forge requests a
-/// hostile component could make.
-pub async fn guard(
-    shared: Arc<Shared>,
-    confirm: Arc<dyn crate::Confirm>,
-    tool: String,
-    log: Arc<Mutex<CallLog>>,
-    request: http::Request<WasiBody>,
-    deadline: Instant,
-) -> SendResult {
-    let (mut parts, body) = request.into_parts();
-    let seq = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    let base = &shared.settings.base;
-    let dest_ok = parts.uri.scheme() == base.scheme() && parts.uri.authority() == base.authority();
-    let path = parts.uri.path().to_string();
-    let method = Method::parse(parts.method.as_str());
-    let method_text = parts.method.to_string();
-    let record = |event: &'static str,
-                  op: &'static str,
-                  access: &'static str,
-                  decision: &'static str,
-                  detail: Option<String>| Record {
-        time: now_rfc3339(),
-        event,
-        request: seq,
-        tool: &tool,
-        operation: op,
-        access,
-        decision,
-        method: &method_text,
-        path: &path,
-        status: None,
-        duration_ms: None,
-        klaviyo_request_id: None,
-        detail,
-    };
-    let deny = |op: &'static str, access: &'static str, text: String| -> SendResult {
-        if let Err(e) =
-            shared
-                .audit
-                .write(&record("denied", op, access, "deny", Some(text.clone())))
-        {
+    fn write(&self, r: &Record) -> Result<(), String> {
+        self.call.shared.audit.write(r)
+    }
+
+    /// A refusal: audited (or, if the audit log cannot be written, said so), then answered.
+    fn refuse(&self, v: HostVerdict, event: &'static str, text: String) -> SendResult {
+        if let Err(e) = self.write(&self.record(event, "deny", Some(text.clone()))) {
             return verdict(
-                500,
-                "transport",
+                HostVerdict::Transport,
                 format!("the audit log could not be written ({e}); nothing was sent"),
             );
         }
-        verdict(403, "denied", text)
+        verdict(v, text)
+    }
+}
+
+/// Checks one request and, when it may go, sends it. Public so tests can hand it requests a
+/// hostile component could make.
+pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendResult {
+    let (mut parts, body) = request.into_parts();
+    let mut audit = Audit {
+        call: &call,
+        seq: REQUEST_SEQ.fetch_add(1, Ordering::Relaxed),
+        op: None,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
     };
-    if !dest_ok {
-        let dest = format!(
-            "{}://{}",
-            parts.uri.scheme_str().unwrap_or("?"),
-            parts.uri.authority().map(|a| a.as_str()).unwrap_or("?")
-        );
-        return deny(
-            "-",
-            "-",
+    let n = {
+        let mut log = call.log.lock().unwrap();
+        log.requests += 1;
+        log.requests
+    };
+    if n > MAX_REQUESTS_PER_CALL {
+        return audit.refuse(
+            HostVerdict::Denied,
+            "denied",
             format!(
-                "egress to {dest} is not allowed: the only allowed destination is {}",
-                shared.settings.base_url
+                "a call may make at most {MAX_REQUESTS_PER_CALL} requests; this is request {n}"
             ),
         );
     }
-    let Some(op) = method.and_then(|m| match_route(m, &path)) else {
-        return deny(
-            "-",
-            "-",
-            format!(
-                "{} {path} is not a Klaviyo API operation this host knows",
-                parts.method
-            ),
-        );
-    };
-    let access = op.access.as_str();
     let bytes = match collect_limited(body, MAX_REQUEST_BODY).await {
         Ok(b) => b,
-        Err(e) => return deny(op.id, access, e),
+        Err(e) => return audit.refuse(HostVerdict::Denied, "denied", e),
     };
-    // Credentials: only the host's placeholder, only where the operation needs a key.
-    let expected_auth = format!("Klaviyo-API-Key {KEY_PLACEHOLDER}");
-    let auth = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec());
-    match (op.client, auth) {
-        (true, Some(_)) => return deny(op.id, access, "client endpoints must not carry an Authorization header".into()),
-        (false, Some(a)) if a != expected_auth.as_bytes() => {
-            return deny(op.id, access, "the Authorization header must be the host's key placeholder; the component cannot supply a key".into())
+    // 1. admission
+    let s = &call.shared.settings;
+    let op = match admit(s, call.tool, &parts, &bytes) {
+        Ok(op) => op,
+        Err(r) => {
+            audit.op = r.operation;
+            return audit.refuse(HostVerdict::Denied, "denied", r.reason.to_string());
         }
-        (false, None) => return deny(op.id, access, "the request has no Authorization header".into()),
-        _ => {}
-    }
-    let v = shared.settings.policy.decide(op, &tool);
-    log.lock()
+    };
+    audit.op = Some(op);
+    let access = op.access.as_str();
+    // 2. policy
+    let v = s.policy.decide(op);
+    call.log
+        .lock()
         .unwrap()
         .decisions
         .push((op.id.to_string(), v.decision));
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    // The request as a person sees it (key redacted): built only for a dry run or a question.
-    let shown = || {
-        json!({
-            "method": parts.method.as_str(),
-            "url": parts.uri.to_string(),
-            "headers": redacted_headers(&parts.headers),
-            "body": body_for_display(&bytes, content_type.as_deref()),
-        })
-    };
-    if shared.settings.dry_run {
-        let _ = shared
-            .audit
-            .write(&record("dry-run", op.id, access, v.decision.as_str(), None));
+    let shown = || show::request(&parts, &bytes);
+    if s.dry_run {
+        let _ = audit.write(&audit.record("dry-run", v.decision.as_str(), None));
         let out = json!({
             "dry_run": true,
             "operation": op.id,
@@ -244,7 +250,7 @@ pub async fn guard(
             "policy": {"decision": v.decision.as_str(), "reason": v.reason},
             "request": shown(),
         });
-        log.lock().unwrap().dry_runs.push(out.clone());
+        call.log.lock().unwrap().dry_runs.push(out.clone());
         let resp = http::Response::builder()
             .status(200)
             .header("content-type", "application/json")
@@ -252,98 +258,119 @@ pub async fn guard(
             .expect("valid response");
         return Ok((resp, done_io()));
     }
+    let allow_rule = |op: &Operation| {
+        format!(
+            "To allow it, add to the policy file:\n[[rules]]\ntools = \"{}\"\ndecision = \"allow\"",
+            op.id
+        )
+    };
     match v.decision {
         Decision::Deny => {
-            return deny(op.id, access, format!(
-                "`{}` ({access}) is denied by {}. To allow it, add to the policy file:\n[[rules]]\ntools = \"{}\"\ndecision = \"allow\"",
-                op.id, v.reason, op.id
-            ))
+            return audit.refuse(
+                HostVerdict::Denied,
+                "denied",
+                format!(
+                    "`{}` ({access}) is denied by {}. {}",
+                    op.id,
+                    v.reason,
+                    allow_rule(op)
+                ),
+            )
         }
         Decision::Ask => {
             let prompt = format!(
-                "The agent wants to run `{}` ({access}):\n{} {}\n{}\n",
+                "The agent wants to run `{}` ({access}; {}), this exact request:\n\n{}",
                 op.id,
-                parts.method,
-                parts.uri,
-                serde_json::to_string_pretty(&shown()["body"]).unwrap_or_default()
+                v.reason,
+                show::request_text(&shown())
             );
-            match confirm.confirm(prompt).await {
+            match call.confirm.confirm(prompt).await {
                 Ok(true) => {}
-                Ok(false) => return deny(op.id, access, format!("`{}` was declined by the user", op.id)),
+                Ok(false) => {
+                    return audit.refuse(
+                        HostVerdict::Denied,
+                        "denied",
+                        format!("`{}` was declined by the user; nothing was sent", op.id),
+                    )
+                }
                 Err(why) => {
-                    return deny(op.id, access, format!(
-                        "`{}` needs confirmation ({}) but {why}. To allow it without asking, add to the policy file:\n[[rules]]\ntools = \"{}\"\ndecision = \"allow\"",
-                        op.id, v.reason, op.id
-                    ))
+                    return audit.refuse(
+                        HostVerdict::Denied,
+                        "denied",
+                        format!(
+                            "`{}` needs confirmation ({}) but {why}; nothing was sent. {}",
+                            op.id,
+                            v.reason,
+                            allow_rule(op)
+                        ),
+                    )
                 }
             }
         }
         Decision::Allow => {}
     }
+    // 3. the key, only now
+    let mut key: Option<Secret> = None;
     let account = if op.client {
-        format!(
-            "public:{}",
-            shared.settings.public_key.as_deref().unwrap_or("")
-        )
+        format!("public:{}", s.public_key.as_deref().unwrap_or(""))
     } else {
-        let key = match shared.keys.get() {
+        let k = match call.shared.keys.get().await {
             Ok(Some(k)) => k,
             Ok(None) => {
-                return verdict(503, "not-configured", "no Klaviyo private API key: set KLAVIYO_API_KEY, or key_file / key_command in the config file".into())
+                return audit.refuse(
+                    HostVerdict::NotConfigured,
+                    "not-configured",
+                    "no Klaviyo private API key: set KLAVIYO_API_KEY, or key_file / key_command in the config file; nothing was sent".into(),
+                )
             }
-            Err(e) => return verdict(503, "not-configured", e),
+            Err(e) => return audit.refuse(HostVerdict::NotConfigured, "not-configured", format!("{e}; nothing was sent")),
         };
-        let mut value = http::HeaderValue::from_str(&format!("Klaviyo-API-Key {}", key.expose()))
-            .map_err(|_| {
-            HttpError::InternalError(Some(
-                "the configured API key has characters not allowed in a header".into(),
-            ))
-        })?;
+        let Ok(mut value) = http::HeaderValue::from_str(&format!("Klaviyo-API-Key {}", k.expose()))
+        else {
+            return audit.refuse(
+                HostVerdict::NotConfigured,
+                "not-configured",
+                "the configured API key has characters not allowed in a header; nothing was sent"
+                    .into(),
+            );
+        };
         value.set_sensitive(true);
         parts.headers.insert(http::header::AUTHORIZATION, value);
-        account_fingerprint(key.expose())
+        let fp = account_fingerprint(k.expose());
+        key = Some(k);
+        fp
     };
-    if let Err(e) = shared
-        .audit
-        .write(&record("sending", op.id, access, v.decision.as_str(), None))
-    {
+    // 4. audit `sending`, pace, send, retry
+    if let Err(e) = audit.write(&audit.record("sending", v.decision.as_str(), None)) {
         return verdict(
-            500,
-            "transport",
+            HostVerdict::Transport,
             format!("the audit log could not be written ({e}); nothing was sent"),
         );
     }
-    let s = &shared.settings;
     let started = Instant::now();
-    let is_read = op.access == Access::Read;
-    // One retry layer, here: the component never retries.
-    let mut retries = Retries {
+    let what = format!("{} {}", op.method.as_str(), audit.path);
+    let check = klaviyo_catalog::response::check_hint(op);
+    let mut budget = Budget {
         attempt: 0,
         waited: Duration::ZERO,
         max: s.max_retries,
         max_wait: s.max_retry_wait,
-        deadline,
-    };
-    let retry = |retries: &mut Retries, why: String, wait: Duration| -> Option<Duration> {
-        let w = retries.allow(wait)?;
-        let mut r = record("retry", op.id, access, v.decision.as_str(), Some(why));
-        r.duration_ms = Some(w.as_millis() as u64);
-        let _ = shared.audit.write(&r);
-        Some(w)
+        deadline: call.deadline,
+        jitter: retry::jitter(),
     };
     let outcome = loop {
         if s.throttle {
-            match shared.limiter.reserve(&account, op, Instant::now()) {
-                Admission::At(t) if t >= deadline => {
+            match call.shared.limiter.reserve(&account, op, Instant::now()) {
+                Admission::At(t) if t >= call.deadline => {
                     let secs = t
                         .saturating_duration_since(Instant::now())
                         .as_secs_f64()
                         .ceil() as u64;
-                    break Err(throttled(secs, format!("`{}` is paced to Klaviyo's limit ({}/s, {}/min): the next slot is beyond this call's time limit", op.id, op.rate_limit.burst_per_second, op.rate_limit.steady_per_minute)));
+                    break Err(throttled(secs, format!("`{}` is paced to Klaviyo's limit ({}/s, {}/min): the next slot is beyond this call's time limit; nothing was sent", op.id, op.rate_limit.burst_per_second, op.rate_limit.steady_per_minute)));
                 }
                 Admission::At(t) => tokio::time::sleep_until(t.into()).await,
                 Admission::DailyCapReached { resets_in, cap } => {
-                    break Err(throttled(resets_in.as_secs(), format!("`{}` reached its daily limit of {cap} requests; it resets at midnight UTC", op.id)));
+                    break Err(throttled(resets_in.as_secs(), format!("`{}` reached its daily limit of {cap} requests; it resets at midnight UTC; nothing was sent", op.id)));
                 }
             }
         }
@@ -351,144 +378,136 @@ pub async fn guard(
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = parts.uri.clone();
         *req.headers_mut() = parts.headers.clone();
-        match shared.transport.send(req, deadline, is_read).await {
-            Ok(resp) => {
-                let status = resp.status.as_u16();
-                let header = |n: &str| resp.headers.get(n).and_then(|v| v.to_str().ok()).map(String::from);
-                let wait = if status == 429 {
-                    let body = String::from_utf8_lossy(&resp.body);
-                    let secs = klaviyo_catalog::response::retry_after_seconds(&header, &body);
-                    Some(secs.map_or_else(|| retries.backoff(), |s| Duration::from_secs(u64::from(s))))
-                } else if is_read && matches!(status, 502..=504) {
-                    Some(retries.backoff())
-                } else {
-                    None
-                };
-                if let Some(w) = wait.and_then(|w| retry(&mut retries, format!("HTTP {status}"), w)) {
-                    tokio::time::sleep(w).await;
-                    continue;
-                }
-                break Ok(resp);
-            }
-            Err(SendError::NotSent(e)) => match { let w = retries.backoff(); retry(&mut retries, e.clone(), w) } {
-                Some(w) => tokio::time::sleep(w).await,
-                None => break Err(verdict(502, "transport", format!("{} {path}: could not reach {} ({e}); nothing was sent", op.method.as_str(), s.base_url))),
+        let sent = call
+            .shared
+            .transport
+            .send(req, call.deadline, op.access == Access::Read)
+            .await;
+        let attempt = match &sent {
+            Ok(resp) => Attempt::Answered {
+                status: resp.status.as_u16(),
+                retry_after: (resp.status == 429)
+                    .then(|| {
+                        let header = |n: &str| {
+                            resp.headers
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .map(String::from)
+                        };
+                        let body = String::from_utf8_lossy(&resp.body);
+                        klaviyo_catalog::response::retry_after_seconds(&header, &body)
+                            .map(|s| Duration::from_secs(u64::from(s)))
+                    })
+                    .flatten(),
             },
-            Err(SendError::Dropped(e)) if is_read => match { let w = retries.backoff(); retry(&mut retries, e.clone(), w) } {
-                Some(w) => tokio::time::sleep(w).await,
-                None => break Err(verdict(502, "transport", format!("{} {path}: {e}", op.method.as_str()))),
-            },
-            Err(e @ (SendError::Dropped(_) | SendError::Timeout { .. })) if !is_read => {
-                break Err(verdict(502, "outcome-unknown", format!(
-                    "`{}` was sent but {e}: the write may or may not have happened, and it was not retried; {}",
-                    op.id,
-                    klaviyo_catalog::response::check_hint(op)
-                )))
+            Err(SendError::NotSent(e)) => Attempt::NotSent(e.clone()),
+            Err(SendError::Dropped(e)) => Attempt::Dropped(e.clone()),
+            Err(e @ SendError::Timeout { .. }) => Attempt::Timeout(e.to_string()),
+            Err(e @ SendError::TooLarge { .. }) => Attempt::TooLarge(e.to_string()),
+        };
+        match retry::next_step(op.access, &attempt, &budget, Instant::now(), &what, &check) {
+            Step::Deliver => {
+                break sent.map_err(|e| verdict(HostVerdict::Transport, e.to_string()))
             }
-            Err(e @ SendError::Timeout { .. }) => break Err(verdict(504, "timeout", format!("{} {path}: {e}", op.method.as_str()))),
-            Err(e @ SendError::TooLarge { .. }) => {
-                let what = if is_read { "" } else { " (the write itself was answered)" };
-                break Err(verdict(502, "transport", format!("{} {path}: {e}{what}; raise max_response_bytes to accept it", op.method.as_str())));
+            Step::Retry { after, why } => {
+                budget.spend(after);
+                let mut r = audit.record("retry", v.decision.as_str(), Some(why));
+                r.duration_ms = Some(after.as_millis() as u64);
+                let _ = audit.write(&r);
+                tokio::time::sleep(after).await;
             }
-            Err(SendError::Dropped(_)) => unreachable!("reads are handled above"),
+            Step::Fail(kind, text) => break Err(verdict(kind, text)),
         }
     };
+    // 5. audit `done`, scrub, answer
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(resp) => {
-            let rid = resp
+            let mut r = audit.record("done", v.decision.as_str(), None);
+            r.status = Some(resp.status.as_u16());
+            r.duration_ms = Some(ms);
+            r.klaviyo_request_id = resp
                 .headers
                 .get("x-klaviyo-req-id")
                 .and_then(|v| v.to_str().ok())
                 .map(String::from);
-            let mut r = record("done", op.id, access, v.decision.as_str(), None);
-            r.status = Some(resp.status.as_u16());
-            r.duration_ms = Some(ms);
-            r.klaviyo_request_id = rid;
-            let _ = shared.audit.write(&r);
+            let _ = audit.write(&r);
             let mut headers = resp.headers;
             headers.remove(HOST_VERDICT_HEADER);
-            log.lock().unwrap().responses.push((
+            let (headers, body) = match &key {
+                Some(k) => scrub(k.expose(), headers, resp.body),
+                None => (headers, resp.body),
+            };
+            call.log.lock().unwrap().responses.push((
                 op.id.to_string(),
                 resp.status.as_u16(),
                 headers.clone(),
             ));
-            let mut out = http::Response::new(full_body(resp.body));
+            let mut out = http::Response::new(full_body(body));
             *out.status_mut() = resp.status;
             *out.headers_mut() = headers;
             Ok((out, done_io()))
         }
         Err(made) => {
-            let mut r = record(
+            let mut r = audit.record(
                 "done",
-                op.id,
-                access,
                 v.decision.as_str(),
                 Some("no answer from Klaviyo (see the call's error)".into()),
             );
             r.duration_ms = Some(ms);
-            let _ = shared.audit.write(&r);
+            let _ = audit.write(&r);
             made
         }
     }
 }
 
+/// The key, wherever it appears in an answer (a server echoing the request, a proxy's error
+/// page), replaced before the answer reaches the component or the caller.
+fn scrub(key: &str, mut headers: http::HeaderMap, body: Bytes) -> (http::HeaderMap, Bytes) {
+    const MARK: &[u8] = b"[redacted]";
+    let k = key.as_bytes();
+    if k.is_empty() {
+        return (headers, body);
+    }
+    let replace = |b: &[u8]| -> Option<Vec<u8>> {
+        let first = b.windows(k.len()).position(|w| w == k)?;
+        let mut out = Vec::with_capacity(b.len());
+        out.extend_from_slice(&b[..first]);
+        let mut i = first;
+        while i < b.len() {
+            if b[i..].starts_with(k) {
+                out.extend_from_slice(MARK);
+                i += k.len();
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        Some(out)
+    };
+    for v in headers.values_mut() {
+        if let Some(clean) = replace(v.as_bytes()) {
+            *v = http::HeaderValue::from_bytes(&clean)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("[redacted]"));
+        }
+    }
+    let body = replace(&body).map(Bytes::from).unwrap_or(body);
+    (headers, body)
+}
+
 /// A host `throttled` verdict, with when to retry.
 fn throttled(retry_after_secs: u64, text: String) -> SendResult {
-    let (mut resp, io) = verdict(429, "throttled", text)?;
+    let (mut resp, io) = verdict(HostVerdict::Throttled, text)?;
     resp.headers_mut()
         .insert(http::header::RETRY_AFTER, retry_after_secs.into());
     Ok((resp, io))
 }
 
 /// A stable, non-reversible name for the account a key belongs to (rate limits are per account).
-fn account_fingerprint(key: &str) -> String {
+pub fn account_fingerprint(key: &str) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(key.as_bytes());
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The retry budget of one request: a count and a total wait, within the call's deadline.
-struct Retries {
-    attempt: u32,
-    waited: Duration,
-    max: u32,
-    max_wait: Duration,
-    deadline: Instant,
-}
-
-impl Retries {
-    /// Spends `wait` on one more attempt, if the budget allows.
-    fn allow(&mut self, wait: Duration) -> Option<Duration> {
-        let fits = self.attempt < self.max
-            && self.waited + wait <= self.max_wait
-            && Instant::now() + wait < self.deadline;
-        fits.then(|| {
-            self.attempt += 1;
-            self.waited += wait;
-            wait
-        })
-    }
-
-    fn backoff(&self) -> Duration {
-        backoff(self.attempt)
-    }
-}
-
-/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s, … each × [0.5, 1.5).
-fn backoff(attempt: u32) -> Duration {
-    use std::sync::atomic::AtomicU64;
-    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let mut x = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    let jitter = 0.5 + (x % 1000) as f64 / 1000.0;
-    Duration::from_millis(250u64 << attempt.min(6)).mul_f64(jitter)
 }
 
 async fn collect_limited(mut body: WasiBody, limit: usize) -> Result<Bytes, String> {
@@ -503,4 +522,22 @@ async fn collect_limited(mut body: WasiBody, limit: usize) -> Result<Bytes, Stri
         }
     }
     Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_key_is_scrubbed_from_answers() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-echo", "Klaviyo-API-Key pk_SECRET".parse().unwrap());
+        h.insert("x-other", "fine".parse().unwrap());
+        let (h, b) = super::scrub(
+            "pk_SECRET",
+            h,
+            bytes::Bytes::from_static(b"{\"auth\":\"pk_SECRET pk_SECRET\"}"),
+        );
+        assert_eq!(h["x-echo"], "Klaviyo-API-Key [redacted]");
+        assert_eq!(h["x-other"], "fine");
+        assert_eq!(&b[..], b"{\"auth\":\"[redacted] [redacted]\"}");
+    }
 }
