@@ -7,7 +7,12 @@
 //! with `klaviyo_catalog::response`. Connection settings and the key placeholder come from the
 //! host's `secrets` interface on every call — or, in the `env` build (feature `env`, package
 //! `klaviyo-connector-env`), from the environment.
+//!
+//! The `http` build (feature `http`, package `klaviyo-connector-http`) exports none of these:
+//! it exports `wasi:http/incoming-handler` and serves MCP itself ([`http`]), through the same
+//! executor, with the user's policy checked on each built request before it is sent.
 
+#[cfg(not(feature = "http"))]
 #[allow(warnings)]
 mod bindings {
     // The main build imports the host's `secrets` interface; the `env` build (package
@@ -17,28 +22,36 @@ mod bindings {
     #[cfg(feature = "env")]
     wit_bindgen::generate!({ path: "wit", world: "connector-env" });
 }
+#[cfg(not(feature = "http"))]
 mod generated {
     #[rustfmt::skip]
     pub mod exports;
 }
+#[cfg(feature = "http")]
+mod http;
 
+#[cfg(not(feature = "http"))]
 use bindings::exports::klaviyo::connector::tools::{self, Access, RateLimit};
+#[cfg(not(feature = "http"))]
 use bindings::klaviyo::connector::types::{
     ApiError, HttpError, InvalidInput, KlaviyoError, Throttled,
 };
 use klaviyo_catalog::request::{self, Connection};
 use klaviyo_catalog::response::{self, Failure};
 use klaviyo_catalog::tools::Tool;
-use serde_json::{Map, Value};
+#[cfg(not(feature = "http"))]
+use serde_json::Map;
+use serde_json::Value;
 
 pub struct Component;
 
 // Export symbols only for the component build: their names (`klaviyo:connector/…`) are not
 // valid native linker symbols, and the native build exists only for tests and tooling.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "http")))]
 bindings::export!(Component with_types_in bindings);
 
 /// Arguments of a typed call, by tool argument name, before validation.
+#[cfg(not(feature = "http"))]
 #[derive(Default)]
 pub struct Args {
     map: Map<String, Value>,
@@ -48,6 +61,7 @@ pub struct Args {
     body: Option<String>,
 }
 
+#[cfg(not(feature = "http"))]
 impl Args {
     pub fn text(&mut self, name: &str, v: Option<String>) {
         if let Some(v) = v {
@@ -98,6 +112,7 @@ impl Args {
 }
 
 /// The enum values of argument `name` of a tool, in WIT case order.
+#[cfg(not(feature = "http"))]
 fn choice_values(tool: Tool, name: &str) -> Vec<&'static str> {
     match tool {
         Tool::Composite(c) if c.selector == name => c.choices.iter().map(|(v, _)| *v).collect(),
@@ -115,6 +130,7 @@ fn choice_values(tool: Tool, name: &str) -> Vec<&'static str> {
 }
 
 /// Entry point of every typed export: tool `index` of the catalog with typed arguments.
+#[cfg(not(feature = "http"))]
 pub fn call_tool(index: usize, args: Args) -> Result<String, ApiError> {
     let tool = Tool::by_index(index).expect("generated index is in range");
     let result = args.into_json(tool).and_then(|json| execute(tool, &json));
@@ -151,8 +167,20 @@ fn connection() -> Connection {
 }
 
 /// Builds, sends and interprets one tool call.
+#[cfg(not(feature = "http"))]
 fn execute(tool: Tool, args: &Value) -> Result<String, Failure> {
+    execute_admitted(tool, args, |_| Ok(()))
+}
+
+/// [`execute`], with `admit` deciding on the built request before anything is sent (the
+/// `http` build's policy); its refusal is the call's answer.
+fn execute_admitted(
+    tool: Tool,
+    args: &Value,
+    admit: impl FnOnce(&request::Request) -> Result<(), Failure>,
+) -> Result<String, Failure> {
     let req = request::prepare(tool, args, &connection())?;
+    admit(&req)?;
     send(&req)
 }
 
@@ -167,8 +195,10 @@ fn send(req: &request::Request) -> Result<String, Failure> {
     };
     let mut builder = waki::Client::new().request(method, &req.url);
     for (k, v) in &req.headers {
-        let name = waki::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| Failure::Transport(format!("bad header name {k}: {e}")))?;
+        let name =
+            waki::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| Failure::Transport {
+                message: format!("bad header name {k}: {e}"),
+            })?;
         builder = builder.headers([(name, v.as_str())]);
     }
     if let Some(b) = &req.body {
@@ -177,12 +207,12 @@ fn send(req: &request::Request) -> Result<String, Failure> {
     let is_write = req.operation.access != klaviyo_catalog::Access::Read;
     let unknown = |e: String| {
         if is_write {
-            Failure::OutcomeUnknown(format!(
+            Failure::OutcomeUnknown { message: format!(
                 "the connection failed ({e}) after the {} request may have been sent: it may or may not have happened; check the current state with a read before retrying",
                 req.operation.id
-            ))
+            ) }
         } else {
-            Failure::Transport(e)
+            Failure::Transport { message: e }
         }
     };
     let resp = builder.send().map_err(|e| unknown(e.to_string()))?;
@@ -200,6 +230,7 @@ fn send(req: &request::Request) -> Result<String, Failure> {
     response::interpret(req.operation, status, &header, &body)
 }
 
+#[cfg(not(feature = "http"))]
 fn to_wit(f: Failure) -> ApiError {
     match f {
         Failure::Http {
@@ -235,15 +266,16 @@ fn to_wit(f: Failure) -> ApiError {
         Failure::InvalidInput { field, message } => {
             ApiError::InvalidInput(InvalidInput { field, message })
         }
-        Failure::Denied(m) => ApiError::Denied(m),
-        Failure::NotConfigured(m) => ApiError::NotConfigured(m),
-        Failure::UnknownTool(m) => ApiError::UnknownTool(m),
-        Failure::Transport(m) => ApiError::Transport(m),
-        Failure::Timeout(m) => ApiError::Timeout(m),
-        Failure::OutcomeUnknown(m) => ApiError::OutcomeUnknown(m),
+        Failure::Denied { message: m } => ApiError::Denied(m),
+        Failure::NotConfigured { message: m } => ApiError::NotConfigured(m),
+        Failure::UnknownTool { message: m } => ApiError::UnknownTool(m),
+        Failure::Transport { message: m } => ApiError::Transport(m),
+        Failure::Timeout { message: m } => ApiError::Timeout(m),
+        Failure::OutcomeUnknown { message: m } => ApiError::OutcomeUnknown(m),
     }
 }
 
+#[cfg(not(feature = "http"))]
 fn tool_record(t: Tool) -> tools::Tool {
     let rl = t.rate_limit();
     tools::Tool {
@@ -267,6 +299,7 @@ fn tool_record(t: Tool) -> tools::Tool {
     }
 }
 
+#[cfg(not(feature = "http"))]
 impl tools::Guest for Component {
     fn list_tools() -> Vec<tools::Tool> {
         Tool::all().map(tool_record).collect()

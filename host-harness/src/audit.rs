@@ -67,11 +67,13 @@ impl AuditLog {
         let mut line = serde_json::to_string(r).map_err(|e| e.to_string())?;
         line.push('\n');
         let mut file = self.file.lock().unwrap();
+        // Created readable by its owner only: it names the account's resources.
         let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let mut o = std::fs::OpenOptions::new();
+            o.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(path)
         };
         if file.is_none() || !path.exists() {
             *file = Some(open().map_err(|e| format!("audit log {}: {e}", path.display()))?);

@@ -1,10 +1,15 @@
-//! Settings, resolved in this precedence: flags > environment > config file > defaults.
+//! Configuration in one place, in ripgrep's shape: every setting is one field of [`Layer`],
+//! which is at once a command-line flag (`--base-url`), an environment variable where it has
+//! one (`KLAVIYO_BASE_URL`, read by clap with the flags: flags win), and a config-file key
+//! (`base_url`; `[serve]` for the server). [`resolve`] merges the layers — flags/environment
+//! over the file over the defaults — in one function and turns them into [`Resolved`].
 //!
-//! Environment: `KLAVIYO_API_KEY`, `KLAVIYO_COMPANY_ID`, `KLAVIYO_BASE_URL`, `KLAVIYO_REVISION`,
-//! `KLAVIYO_POLICY` (policy file path), `KLAVIYO_AUDIT_LOG`, `KLAVIYO_CONFIG` (config file),
-//! `KLAVIYO_COMPONENT` (the .wasm), `KLAVIYO_CACHE_DIR`.
+//! The private key is not a setting but a source: `--key-file` / `--key-command` flags, else
+//! `KLAVIYO_API_KEY`, else the file's `key_file` / `key_command` (both in one layer is an
+//! error). A plain `http://` base URL is accepted only for this machine (the key would travel
+//! in clear text).
 //!
-//! Config file (TOML), every key optional:
+//! Config file (TOML; every key optional; relative paths are relative to the file):
 //! ```toml
 //! base_url = "https://a.klaviyo.com"
 //! revision = "2026-07-15"
@@ -13,7 +18,9 @@
 //! key_command = "pass show klaviyo"
 //! policy = "policy.toml"
 //! audit_log = "audit.jsonl"
-//! component = "klaviyo_connector.wasm"
+//! component = "klaviyo_connector.wasm"   # default: the one built into the binary
+//! cache_dir = "…"                 # precompiled component (private directory)
+//! state_dir = "…"                 # pacing state shared by processes (private directory)
 //! connect_timeout_secs = 10
 //! first_byte_timeout_secs = 60
 //! between_bytes_timeout_secs = 30
@@ -22,15 +29,160 @@
 //! throttle = true                 # pace requests to Klaviyo's per-endpoint limits
 //! max_retries = 3                 # after 429 (reads also after 502/503/504, dropped connections)
 //! max_retry_wait_secs = 30
+//!
+//! [serve]
+//! mode = "discovery"              # or "all"
+//! toolsets = ["profiles", "lists"]
+//! read_only = false
+//! untrusted_content = "label"     # hide | label | show
+//! http = "127.0.0.1:8080"         # MCP over Streamable HTTP instead of stdio
+//! http_token_file = "/etc/klaviyo-harness/tokens"   # `name:token` lines
+//! http_token_command = "…"
+//! http_allowed_hosts = ["mcp.example.com"]
+//! http_allowed_origins = ["https://app.example.com"]
+//! http_max_concurrent_calls = 32
+//! http_max_body_bytes = 4194304
+//! http_rate_per_minute = 600
+//! key_check_minutes = 15
+//! grace_secs = 30
 //! ```
 
 use crate::policy::Policy;
 use crate::secrets::KeySource;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
+
+/// Every setting as one source gives it (`None`: not given there).
+#[derive(clap::Args, Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Settings (also config-file keys, e.g. base_url)")]
+pub struct Layer {
+    /// Klaviyo API base URL; the only host requests may go to [default: https://a.klaviyo.com].
+    #[arg(long, global = true, env = "KLAVIYO_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API revision header [default: the spec's revision].
+    #[arg(long, global = true, env = "KLAVIYO_REVISION")]
+    pub revision: Option<String>,
+    /// Public API key (company_id) for /client/* endpoints.
+    #[arg(long, global = true, env = "KLAVIYO_COMPANY_ID")]
+    pub company_id: Option<String>,
+    /// Read the private key from this file (mode 600) instead of KLAVIYO_API_KEY.
+    #[arg(long, global = true)]
+    pub key_file: Option<PathBuf>,
+    /// Read the private key from this command's output (like a credential helper).
+    #[arg(long, global = true)]
+    pub key_command: Option<String>,
+    /// Policy file (TOML) [default: read-only].
+    #[arg(long, global = true, env = "KLAVIYO_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Append one JSON line per request to this file.
+    #[arg(long, global = true, env = "KLAVIYO_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// The component (.wasm) to run [default: the one built into this binary].
+    #[arg(long, global = true, env = "KLAVIYO_COMPONENT")]
+    pub component: Option<PathBuf>,
+    /// Where the precompiled component is kept (a private directory).
+    #[arg(long, global = true, env = "KLAVIYO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Where pacing state shared by processes is kept (a private directory).
+    #[arg(long, global = true, env = "KLAVIYO_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long, global = true, value_name = "SECS", hide_short_help = true)]
+    pub connect_timeout_secs: Option<u64>,
+    #[arg(long, global = true, value_name = "SECS", hide_short_help = true)]
+    pub first_byte_timeout_secs: Option<u64>,
+    #[arg(long, global = true, value_name = "SECS", hide_short_help = true)]
+    pub between_bytes_timeout_secs: Option<u64>,
+    /// Longest a call may take, seconds [default: 120].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub call_timeout_secs: Option<u64>,
+    #[arg(long, global = true, value_name = "BYTES", hide_short_help = true)]
+    pub max_response_bytes: Option<usize>,
+    /// Pace requests to Klaviyo's per-endpoint limits [default: true].
+    #[arg(long, global = true, value_name = "BOOL", hide_short_help = true)]
+    pub throttle: Option<bool>,
+    #[arg(long, global = true, value_name = "N", hide_short_help = true)]
+    pub max_retries: Option<u32>,
+    #[arg(long, global = true, value_name = "SECS", hide_short_help = true)]
+    pub max_retry_wait_secs: Option<u64>,
+    /// The `[serve]` table (flags: `serve --help`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub serve: ServeLayer,
+}
+
+/// How `serve` lists the actions.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeMode {
+    /// Three meta-tools (search, describe, call) that reach every action: a few KB.
+    Discovery,
+    /// One tool per action.
+    All,
+}
+
+/// What to do with text the public wrote, in MCP results.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UntrustedContent {
+    Hide,
+    Label,
+    Show,
+}
+
+/// The server's settings (`serve` flags; `[serve]` in the config file).
+#[derive(clap::Args, Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeLayer {
+    /// `discovery` (default): three meta-tools that reach every action; `all`: one tool per action.
+    #[arg(long, value_enum)]
+    pub mode: Option<ServeMode>,
+    /// Only these Klaviyo tags, comma-separated (e.g. `profiles,lists`).
+    #[arg(long, value_delimiter = ',')]
+    pub toolsets: Option<Vec<String>>,
+    /// Only read actions.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub read_only: Option<bool>,
+    /// Text written by the public in results: `label` it as data (default), `hide` it, or `show` it unmarked.
+    #[arg(long, value_enum)]
+    pub untrusted_content: Option<UntrustedContent>,
+    /// Serve MCP over Streamable HTTP at this address (e.g. 127.0.0.1:8080) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Bearer tokens for --http, one `name:token` per line (mode 600).
+    #[arg(long, value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
+    /// A command printing the bearer tokens (`name:token` lines).
+    #[arg(long, value_name = "CMD")]
+    pub http_token_command: Option<String>,
+    /// Bearer tokens from the environment only (`name:token`, comma-separated).
+    #[arg(long, env = "KLAVIYO_MCP_TOKENS", hide = true, hide_env_values = true)]
+    #[serde(skip)]
+    pub http_tokens: Option<String>,
+    /// More `Host` values to accept (the bound address and localhost always are).
+    #[arg(long = "http-allowed-host", value_name = "HOST[:PORT]")]
+    pub http_allowed_hosts: Option<Vec<String>>,
+    /// `Origin` values to accept from browsers (none by default).
+    #[arg(long = "http-allowed-origin", value_name = "ORIGIN")]
+    pub http_allowed_origins: Option<Vec<String>>,
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub http_max_concurrent_calls: Option<usize>,
+    #[arg(long, value_name = "BYTES", hide_short_help = true)]
+    pub http_max_body_bytes: Option<usize>,
+    /// Requests per minute per client [default: 600].
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub http_rate_per_minute: Option<u32>,
+    /// How often /readyz re-checks the key against Klaviyo, minutes [default: 15].
+    #[arg(long, value_name = "MIN", hide_short_help = true)]
+    pub key_check_minutes: Option<u64>,
+    /// How long calls in flight may take to finish after SIGTERM, seconds [default: 30].
+    #[arg(long, value_name = "SECS", hide_short_help = true)]
+    pub grace_secs: Option<u64>,
+}
 
 #[derive(Clone, Debug)]
 pub struct Timeouts {
@@ -75,11 +227,15 @@ pub struct Settings {
     pub max_retries: u32,
     /// Most time spent waiting between retries of one request.
     pub max_retry_wait: Duration,
+    /// Where the precompiled component is kept; `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Where pacing state shared by processes is kept; `None`: this process only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Settings {
     /// Defaults: production base URL, the spec's revision, key from `KLAVIYO_API_KEY`,
-    /// read-only policy.
+    /// read-only policy, no cache, pacing within this process.
     pub fn new(base_url: &str) -> Result<Settings, String> {
         let (base_url, base) = parse_base_url(base_url)?;
         Ok(Settings {
@@ -98,11 +254,25 @@ impl Settings {
             throttle: true,
             max_retries: 3,
             max_retry_wait: Duration::from_secs(30),
+            cache_dir: default_dir("KLAVIYO_CACHE_DIR", "XDG_CACHE_HOME", ".cache"),
+            state_dir: None,
         })
     }
 }
 
-/// Accepts `https://host[:port]` or `http://host[:port]` (no path, query or user info).
+/// A per-user directory: `$var`, else `$xdg/klaviyo-harness`, else `~/<home_rel>/klaviyo-harness`.
+pub fn default_dir(var: &str, xdg: &str, home_rel: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os(xdg)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_rel)))
+        .map(|b| b.join("klaviyo-harness"))
+}
+
+/// Accepts `https://host[:port]`, or `http://` to this machine only (no path, query or user
+/// info).
 pub fn parse_base_url(s: &str) -> Result<(String, http::Uri), String> {
     let trimmed = s.trim().trim_end_matches('/');
     let uri: http::Uri = trimmed
@@ -141,41 +311,22 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The config file's contents.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub base_url: Option<String>,
-    pub revision: Option<String>,
-    pub company_id: Option<String>,
-    pub key_file: Option<PathBuf>,
-    pub key_command: Option<String>,
-    pub policy: Option<PathBuf>,
-    pub audit_log: Option<PathBuf>,
-    pub component: Option<PathBuf>,
-    pub connect_timeout_secs: Option<u64>,
-    pub first_byte_timeout_secs: Option<u64>,
-    pub between_bytes_timeout_secs: Option<u64>,
-    pub call_timeout_secs: Option<u64>,
-    pub max_response_bytes: Option<usize>,
-    pub throttle: Option<bool>,
-    pub max_retries: Option<u32>,
-    pub max_retry_wait_secs: Option<u64>,
-}
-
-impl FileConfig {
-    pub fn load(path: &Path) -> Result<FileConfig, String> {
+impl Layer {
+    /// The config file at `path` (relative paths in it made relative to its directory).
+    pub fn from_file(path: &Path) -> Result<Layer, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("config file {}: {e}", path.display()))?;
-        let mut c: FileConfig =
+        let mut l: Layer =
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
-        // Relative paths in the file are relative to the file.
         let dir = path.parent().unwrap_or(Path::new("."));
         for p in [
-            &mut c.key_file,
-            &mut c.policy,
-            &mut c.audit_log,
-            &mut c.component,
+            &mut l.key_file,
+            &mut l.policy,
+            &mut l.audit_log,
+            &mut l.component,
+            &mut l.cache_dir,
+            &mut l.state_dir,
+            &mut l.serve.http_token_file,
         ]
         .into_iter()
         .flatten()
@@ -184,77 +335,171 @@ impl FileConfig {
                 *p = dir.join(&*p);
             }
         }
-        Ok(c)
+        Ok(l)
+    }
+
+    /// This layer over `lower`: every setting this one gives wins; tables merge key by key.
+    pub fn over(&self, lower: &Layer) -> Layer {
+        fn merge(high: Value, low: Value) -> Value {
+            match (high, low) {
+                (Value::Object(mut h), Value::Object(l)) => {
+                    for (k, lv) in l {
+                        let hv = h.remove(&k).unwrap_or(Value::Null);
+                        h.insert(k, merge(hv, lv));
+                    }
+                    Value::Object(h)
+                }
+                (Value::Null, low) => low,
+                (high, _) => high,
+            }
+        }
+        let tokens = self
+            .serve
+            .http_tokens
+            .clone()
+            .or(lower.serve.http_tokens.clone());
+        let merged = merge(
+            serde_json::to_value(self).expect("settings serialize"),
+            serde_json::to_value(lower).expect("settings serialize"),
+        );
+        let mut out: Layer = serde_json::from_value(merged).expect("a merge of layers is a layer");
+        out.serve.http_tokens = tokens;
+        out
+    }
+
+    /// The key source this layer names, if any.
+    fn key_source(&self, origin: &str) -> Result<Option<KeySource>, String> {
+        match (&self.key_file, &self.key_command) {
+            (Some(_), Some(_)) => Err(format!(
+                "{origin} sets both key_file and key_command: keep one"
+            )),
+            (Some(p), None) => Ok(Some(KeySource::File(p.clone()))),
+            (None, Some(c)) => Ok(Some(KeySource::Command(c.clone()))),
+            (None, None) => Ok(None),
+        }
     }
 }
 
-/// Values given as flags or environment variables (the CLI fills these; `None` = not given).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub base_url: Option<String>,
-    pub revision: Option<String>,
-    pub company_id: Option<String>,
-    pub policy: Option<PathBuf>,
-    pub audit_log: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub key_command: Option<String>,
-    pub dry_run: bool,
+/// What `serve` runs with.
+#[derive(Clone, Debug)]
+pub struct Serve {
+    pub mode: ServeMode,
+    pub toolsets: Option<Vec<String>>,
+    pub read_only: bool,
+    pub untrusted: UntrustedContent,
+    pub http: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_command: Option<String>,
+    pub tokens_env: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_concurrent_calls: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub rate_per_minute: Option<u32>,
+    pub key_check_every: Option<Duration>,
+    pub grace: Option<Duration>,
 }
 
-/// Resolves settings: `over` (flags, then env, already merged by the caller) > file > defaults.
-pub fn resolve(over: &Overrides, file: &FileConfig) -> Result<Settings, String> {
-    let base = over
-        .base_url
-        .as_deref()
-        .or(file.base_url.as_deref())
-        .unwrap_or(DEFAULT_BASE_URL);
-    let mut s = Settings::new(base)?;
-    if let Some(r) = over.revision.as_ref().or(file.revision.as_ref()) {
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub settings: Settings,
+    /// The component to run: `None` means the one built into the binary (or found beside it).
+    pub component: Option<PathBuf>,
+    pub serve: Serve,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// Merges `flags` (flags and environment, as clap parsed them) over the config file (if any)
+/// over the defaults. `env_key` says whether `KLAVIYO_API_KEY` is set.
+pub fn resolve(
+    flags: &Layer,
+    file: Option<(&Path, Layer)>,
+    env_key: bool,
+    dry_run: bool,
+) -> Result<Resolved, String> {
+    let (config_file, file_layer) = match file {
+        Some((p, l)) => (Some(p.to_path_buf()), l),
+        None => (None, Layer::default()),
+    };
+    let l = flags.over(&file_layer);
+    let mut s = Settings::new(l.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+    if let Some(r) = &l.revision {
         s.revision = r.clone();
     }
-    s.public_key = over
-        .company_id
-        .clone()
-        .or(file.company_id.clone())
-        .filter(|k| !k.is_empty());
-    s.key_source = if let Some(p) = over.key_file.as_ref() {
-        KeySource::File(p.clone())
-    } else if let Some(c) = over.key_command.as_ref() {
-        KeySource::Command(c.clone())
-    } else if std::env::var_os("KLAVIYO_API_KEY").is_some() {
-        KeySource::Env("KLAVIYO_API_KEY".into())
-    } else if let Some(p) = file.key_file.as_ref() {
-        KeySource::File(p.clone())
-    } else if let Some(c) = file.key_command.as_ref() {
-        KeySource::Command(c.clone())
-    } else {
-        KeySource::Env("KLAVIYO_API_KEY".into())
+    s.public_key = l.company_id.clone().filter(|k| !k.is_empty());
+    let file_origin = config_file
+        .as_ref()
+        .map(|p| format!("config file {}", p.display()))
+        .unwrap_or_default();
+    s.key_source = match flags.key_source("the command line")? {
+        Some(k) => k,
+        None if env_key => KeySource::Env("KLAVIYO_API_KEY".into()),
+        None => file_layer
+            .key_source(&file_origin)?
+            .unwrap_or(KeySource::Env("KLAVIYO_API_KEY".into())),
     };
-    s.policy_path = over.policy.clone().or(file.policy.clone());
+    s.policy_path = l.policy.clone();
     if let Some(p) = &s.policy_path {
         s.policy = crate::policy::load(p)?;
     }
-    s.audit_log = over.audit_log.clone().or(file.audit_log.clone());
-    s.dry_run = over.dry_run;
+    s.audit_log = l.audit_log.clone();
+    s.dry_run = dry_run;
     let secs = |v: Option<u64>, d: Duration| v.map(Duration::from_secs).unwrap_or(d);
     let t = Timeouts::default();
     s.timeouts = Timeouts {
-        connect: secs(file.connect_timeout_secs, t.connect),
-        first_byte: secs(file.first_byte_timeout_secs, t.first_byte),
-        between_bytes: secs(file.between_bytes_timeout_secs, t.between_bytes),
-        call: secs(file.call_timeout_secs, t.call),
+        connect: secs(l.connect_timeout_secs, t.connect),
+        first_byte: secs(l.first_byte_timeout_secs, t.first_byte),
+        between_bytes: secs(l.between_bytes_timeout_secs, t.between_bytes),
+        call: secs(l.call_timeout_secs, t.call),
     };
-    if let Some(n) = file.max_response_bytes {
+    if s.timeouts.call.is_zero() {
+        return Err("call_timeout_secs must be at least 1".into());
+    }
+    if let Some(n) = l.max_response_bytes {
         s.max_response_bytes = n;
     }
-    if let Some(b) = file.throttle {
+    if let Some(b) = l.throttle {
         s.throttle = b;
     }
-    if let Some(n) = file.max_retries {
+    if let Some(n) = l.max_retries {
         s.max_retries = n;
     }
-    s.max_retry_wait = secs(file.max_retry_wait_secs, s.max_retry_wait);
-    Ok(s)
+    s.max_retry_wait = secs(l.max_retry_wait_secs, s.max_retry_wait);
+    if let Some(d) = &l.cache_dir {
+        s.cache_dir = Some(d.clone());
+    }
+    s.state_dir = l
+        .state_dir
+        .clone()
+        .or_else(|| default_dir("KLAVIYO_STATE_DIR", "XDG_STATE_HOME", ".local/state"));
+    let v = l.serve;
+    let serve = Serve {
+        mode: v.mode.unwrap_or(ServeMode::Discovery),
+        toolsets: v.toolsets,
+        read_only: v.read_only.unwrap_or(false),
+        untrusted: v.untrusted_content.unwrap_or(UntrustedContent::Label),
+        http: v.http,
+        token_file: v.http_token_file,
+        token_command: v.http_token_command,
+        tokens_env: v.http_tokens,
+        allowed_hosts: v.http_allowed_hosts.unwrap_or_default(),
+        allowed_origins: v.http_allowed_origins.unwrap_or_default(),
+        max_concurrent_calls: v.http_max_concurrent_calls,
+        max_body_bytes: v.http_max_body_bytes,
+        rate_per_minute: v.http_rate_per_minute,
+        key_check_every: v
+            .key_check_minutes
+            .map(|m| Duration::from_secs(m.max(1) * 60)),
+        grace: v.grace_secs.map(Duration::from_secs),
+    };
+    Ok(Resolved {
+        settings: s,
+        component: l.component,
+        serve,
+        config_file,
+    })
 }
 
 #[cfg(test)]
@@ -296,21 +541,100 @@ mod tests {
     }
 
     #[test]
-    fn precedence_flags_over_file() {
-        let file = FileConfig {
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = Layer {
             base_url: Some("http://127.0.0.1:1".into()),
             revision: Some("2025-01-01".into()),
+            serve: ServeLayer {
+                mode: Some(ServeMode::All),
+                http: Some("127.0.0.1:9".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let over = Overrides {
+        let flags = Layer {
             base_url: Some("http://127.0.0.1:2".into()),
+            serve: ServeLayer {
+                http: Some("127.0.0.1:8".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let s = resolve(&over, &file).unwrap();
-        assert_eq!(s.base_url, "http://127.0.0.1:2");
-        assert_eq!(s.revision, "2025-01-01");
-        let s = resolve(&Overrides::default(), &FileConfig::default()).unwrap();
-        assert_eq!(s.base_url, DEFAULT_BASE_URL);
-        assert_eq!(s.revision, klaviyo_catalog::generated::REVISION);
+        let r = resolve(
+            &flags,
+            Some((Path::new("/x/config.toml"), file)),
+            false,
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.settings.base_url, "http://127.0.0.1:2");
+        assert_eq!(r.settings.revision, "2025-01-01");
+        assert_eq!(r.serve.mode, ServeMode::All, "tables merge key by key");
+        assert_eq!(r.serve.http.as_deref(), Some("127.0.0.1:8"));
+        let r = resolve(&Layer::default(), None, false, false).unwrap();
+        assert_eq!(r.settings.base_url, DEFAULT_BASE_URL);
+        assert_eq!(r.settings.revision, klaviyo_catalog::generated::REVISION);
+        assert_eq!(r.serve.mode, ServeMode::Discovery);
+    }
+
+    #[test]
+    fn the_key_source_is_flags_then_environment_then_file() {
+        let file = Layer {
+            key_file: Some("/etc/k".into()),
+            ..Default::default()
+        };
+        let flags = Layer {
+            key_command: Some("pass k".into()),
+            ..Default::default()
+        };
+        let from = |flags: &Layer, env: bool| {
+            resolve(
+                flags,
+                Some((Path::new("/c.toml"), file.clone())),
+                env,
+                false,
+            )
+            .unwrap()
+            .settings
+            .key_source
+        };
+        assert_eq!(from(&flags, true), KeySource::Command("pass k".into()));
+        assert_eq!(
+            from(&Layer::default(), true),
+            KeySource::Env("KLAVIYO_API_KEY".into())
+        );
+        assert_eq!(
+            from(&Layer::default(), false),
+            KeySource::File("/etc/k".into())
+        );
+        let both = Layer {
+            key_file: Some("/a".into()),
+            key_command: Some("b".into()),
+            ..Default::default()
+        };
+        assert!(resolve(&both, None, false, false)
+            .unwrap_err()
+            .contains("both key_file and key_command"));
+    }
+
+    #[test]
+    fn the_config_file_refuses_unknown_keys_and_anchors_relative_paths() {
+        let dir = std::env::temp_dir().join(format!("kh-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.toml");
+        std::fs::write(
+            &p,
+            "policy = \"policy.toml\"\n[serve]\nhttp_token_file = \"tokens\"\n",
+        )
+        .unwrap();
+        let l = Layer::from_file(&p).unwrap();
+        assert_eq!(l.policy.unwrap(), dir.join("policy.toml"));
+        assert_eq!(l.serve.http_token_file.unwrap(), dir.join("tokens"));
+        std::fs::write(&p, "base_ur = \"x\"\n").unwrap();
+        let e = Layer::from_file(&p).unwrap_err();
+        assert!(e.contains("base_ur") && e.contains("config file"), "{e}");
+        std::fs::write(&p, "[serve]\nmod = \"all\"\n").unwrap();
+        assert!(Layer::from_file(&p).unwrap_err().contains("mod"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,9 +8,11 @@
 //!   policy, audit, key substitution).
 //! - [`policy`], [`secrets`], [`audit`], [`config`]: what the user configures.
 
+pub mod args;
 pub mod audit;
 pub mod config;
 pub mod confirm;
+pub mod dirs;
 pub mod egress;
 pub mod mcp;
 pub mod policy;

@@ -1,108 +1,92 @@
-//! `klaviyo-harness`: run the Klaviyo connector component from the command line.
+//! `klaviyo-harness`: run the Klaviyo connector component from the command line, or serve it
+//! over MCP. `main` parses, runs, and reports an error once: `run` returns an [`Exit`] or an
+//! [`Error`], which prints itself (text, or the `--json` envelope) and picks the exit code.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+use klaviyo_agent::policy::Decision;
 use klaviyo_catalog::response::Failure;
-use klaviyo_harness::config::{self, FileConfig, Overrides};
-use klaviyo_harness::policy::Decision;
-use klaviyo_harness::runtime::default_component_path;
+use klaviyo_catalog::tools::Tool;
+use klaviyo_harness::args::Problem;
+use klaviyo_harness::config::{self, Layer, Resolved, ServeLayer, ServeMode, UntrustedContent};
+use klaviyo_harness::runtime::{
+    default_component_path, installed_component_paths, EMBEDDED_COMPONENT,
+};
 use klaviyo_harness::{Harness, TtyConfirm};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit codes scripts can rely on.
-mod exit {
-    pub const OK: u8 = 0;
-    pub const INTERNAL: u8 = 1;
-    pub const BAD_INPUT: u8 = 2;
-    pub const DENIED: u8 = 3;
-    pub const NOT_CONFIGURED: u8 = 4;
-    pub const KLAVIYO_ERROR: u8 = 5;
-    pub const THROTTLED: u8 = 6;
-    pub const TRANSPORT: u8 = 7;
-    pub const OUTCOME_UNKNOWN: u8 = 8;
-}
+use std::sync::Arc;
 
 const AFTER_HELP: &str = "\
 Examples:
   klaviyo-harness call get-lists --dry-run            # print the exact request; sends nothing
-  KLAVIYO_API_KEY=pk_... klaviyo-harness call get_profiles page_size=5 fields_profile='[\"email\"]'
+  KLAVIYO_API_KEY=pk_... klaviyo-harness call get_profiles page_size=5 fields_profile=email,first_name
   klaviyo-harness call 'Add Profile to List' --args @add.json --policy policy.toml
-  klaviyo-harness tools --tag lists --access read
-  klaviyo-harness describe get_profiles
-  klaviyo-harness scopes --policy policy.toml        # the API key scopes this policy needs
-  klaviyo-harness check                              # health check of key, URL, policy
-  klaviyo-harness serve --policy policy.toml         # MCP server on stdio (discovery mode)
-  klaviyo-harness serve --mode all --toolsets profiles,lists --read-only
+  klaviyo-harness tools subscribe someone to sms      # search the actions
+  klaviyo-harness tools --tags                        # the Klaviyo tags (toolsets)
+  klaviyo-harness describe get_profiles               # compact; --schema for the JSON Schema
+  klaviyo-harness scopes --policy policy.toml         # the API key scopes this policy needs
+  klaviyo-harness check                               # key, URL, policy, component, cache
+  klaviyo-harness serve --policy policy.toml          # MCP on stdio (discovery mode)
+  klaviyo-harness serve --http 127.0.0.1:8080 --http-token-file tokens
 
 Exit codes: 0 ok, 1 internal error, 2 bad input or unknown tool, 3 denied by policy,
-4 not configured (no key), 5 Klaviyo answered an error, 6 throttled, 7 transport error or
-timeout, 8 a write may or may not have happened.";
+4 not configured (no key, no component), 5 Klaviyo answered an error, 6 throttled,
+7 transport error or timeout, 8 a write may or may not have happened.
+--json prints {\"ok\": true, \"result\": …, \"http\": {…}} or {\"ok\": false, \"error\": {\"kind\": …}}.";
 
 #[derive(Parser)]
 #[command(name = "klaviyo-harness", version, about = "Run the Klaviyo connector component safely: your key, your policy, every request checked and audited.", after_help = AFTER_HELP)]
 struct Cli {
+    /// Config file (TOML) [default: ~/.config/klaviyo-harness/config.toml if present].
+    #[arg(long, global = true, env = "KLAVIYO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(flatten)]
-    global: Global,
+    settings: Layer,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Args)]
-struct Global {
-    /// The component (.wasm) to run [default: the release build of this checkout].
-    #[arg(long, global = true, env = "KLAVIYO_COMPONENT")]
-    component: Option<PathBuf>,
-    /// Config file (TOML) [default: ~/.config/klaviyo-harness/config.toml if present].
-    #[arg(long, global = true, env = "KLAVIYO_CONFIG")]
-    config: Option<PathBuf>,
-    /// Klaviyo API base URL; the only host requests may go to [default: https://a.klaviyo.com].
-    #[arg(long, global = true, env = "KLAVIYO_BASE_URL")]
-    base_url: Option<String>,
-    /// API revision header [default: the spec's revision].
-    #[arg(long, global = true, env = "KLAVIYO_REVISION")]
-    revision: Option<String>,
-    /// Public API key (company_id) for /client/* endpoints.
-    #[arg(long, global = true, env = "KLAVIYO_COMPANY_ID")]
-    company_id: Option<String>,
-    /// Policy file (TOML) [default: read-only].
-    #[arg(long, global = true, env = "KLAVIYO_POLICY")]
-    policy: Option<PathBuf>,
-    /// Append one JSON line per request to this file.
-    #[arg(long, global = true, env = "KLAVIYO_AUDIT_LOG")]
-    audit_log: Option<PathBuf>,
-    /// Read the private key from this file (mode 600) instead of KLAVIYO_API_KEY.
-    #[arg(long, global = true)]
-    key_file: Option<PathBuf>,
-    /// Read the private key from this command's output (like a credential helper).
-    #[arg(long, global = true)]
-    key_command: Option<String>,
-    /// Machine-readable JSON output.
-    #[arg(long, global = true)]
-    json: bool,
-}
-
 #[derive(Subcommand)]
 enum Command {
-    /// List the tools with their access class.
+    /// List the actions, or search them: `tools subscribe to sms`.
     Tools {
+        /// Words describing what to do (ranked search); none: every action.
+        query: Vec<String>,
         /// Only this Klaviyo tag (e.g. `profiles`, `lists`, `custom-objects`).
         #[arg(long)]
         tag: Option<String>,
         /// Only this access class: read, write or destructive.
         #[arg(long)]
         access: Option<String>,
+        /// List the tags (toolsets) with their number of actions.
+        #[arg(long)]
+        tags: bool,
+        /// Most search results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
     },
-    /// Show one tool: title, description, scopes, limits, argument schema, an example.
-    Describe { tool: String },
-    /// Call a tool through the component.
+    /// Describe one action: what it does, access, scopes, limits, arguments, a runnable example.
+    Describe {
+        tool: String,
+        /// A dotted path into the arguments to describe in detail (e.g. body.data.attributes).
+        #[arg(long)]
+        path: Option<String>,
+        /// The full JSON Schema of the arguments instead of the compact form.
+        #[arg(long)]
+        schema: bool,
+    },
+    /// Call an action through the component.
     Call {
         /// Tool name: operationId (snake or kebab case), Klaviyo alias, or action title.
         tool: String,
-        /// Arguments as a JSON object, or @FILE holding one.
+        /// Arguments as a JSON object, @FILE holding one, or @- for standard input.
         #[arg(long)]
         args: Option<String>,
-        /// More arguments as key=value (value parsed as JSON when it is JSON, else text).
+        /// Arguments as KEY=VALUE (typed as the action's schema says; lists as a,b,c).
         #[arg(value_name = "KEY=VALUE")]
         pairs: Vec<String>,
         /// Print the exact HTTP request that would be sent, and send nothing.
@@ -111,33 +95,118 @@ enum Command {
         /// Follow `links.next` and return every page's items as one document.
         #[arg(long)]
         all_pages: bool,
-        /// With --all-pages: stop after this many items (the result says where to resume).
+        /// With --all-pages: stop at the end of the page that reaches this many items.
         #[arg(long, default_value_t = 1000, requires = "all_pages")]
         max_items: usize,
     },
-    /// Health check: key present and accepted, revision, base URL, policy, egress allow-list.
+    /// Health check: config, component, cache, key (checked with a read the policy allows),
+    /// revision, base URL, policy (with warnings).
     Check,
     /// The minimal set of API key scopes the current policy needs.
     Scopes,
-    /// Serve the tools to an agent over MCP (stdio).
+    /// Serve the actions to agents over MCP (stdio, or Streamable HTTP with --http).
     Serve {
-        /// `discovery`: three meta-tools (search, describe, call) that reach every action, a
-        /// few KB of tool list; `all`: one tool per action.
-        #[arg(long, value_enum, default_value_t = ServeMode::Discovery)]
-        mode: ServeMode,
-        /// Only these Klaviyo tags, comma-separated (e.g. `profiles,lists`).
-        #[arg(long, value_delimiter = ',')]
-        toolsets: Vec<String>,
-        /// Only read actions.
-        #[arg(long)]
-        read_only: bool,
+        #[command(flatten)]
+        serve: ServeLayer,
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ServeMode {
-    Discovery,
-    All,
+/// Exit codes scripts can rely on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exit {
+    Ok = 0,
+    Internal = 1,
+    BadInput = 2,
+    Denied = 3,
+    NotConfigured = 4,
+    Klaviyo = 5,
+    Throttled = 6,
+    Transport = 7,
+    OutcomeUnknown = 8,
+}
+
+impl From<&Failure> for Exit {
+    fn from(f: &Failure) -> Exit {
+        match f {
+            Failure::InvalidInput { .. } | Failure::UnknownTool { .. } => Exit::BadInput,
+            Failure::Denied { .. } => Exit::Denied,
+            Failure::NotConfigured { .. } => Exit::NotConfigured,
+            Failure::Http { .. } => Exit::Klaviyo,
+            Failure::Throttled { .. } => Exit::Throttled,
+            Failure::Transport { .. } | Failure::Timeout { .. } => Exit::Transport,
+            Failure::OutcomeUnknown { .. } => Exit::OutcomeUnknown,
+        }
+    }
+}
+
+/// A failed command: what to print, and the exit code.
+#[derive(Debug)]
+enum Error {
+    /// The configuration is wrong (file, flags, policy).
+    Config(String),
+    /// Something the command needs is missing (the component, a key).
+    NotConfigured(String),
+    /// The arguments are wrong; every problem, each with its field.
+    Input(Vec<Problem>),
+    /// The call failed.
+    Call { failure: Failure, http: Value },
+    /// A bug or an environment failure.
+    Internal(String),
+}
+
+impl Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Config(_) | Error::Input(_) => Exit::BadInput,
+            Error::NotConfigured(_) => Exit::NotConfigured,
+            Error::Call { failure, .. } => Exit::from(failure),
+            Error::Internal(_) => Exit::Internal,
+        }
+    }
+
+    /// Prints the error once (stderr, or the JSON envelope on stdout) and returns the code.
+    fn report(self, json_out: bool) -> ExitCode {
+        let code = self.exit();
+        let (kind, message, extra) = match self {
+            Error::Config(m) => ("config", m, None),
+            Error::NotConfigured(m) => ("not-configured", m, None),
+            Error::Input(problems) => {
+                let text = problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let mut extra = json!({"problems": problems});
+                if let [one] = problems.as_slice() {
+                    extra["field"] = json!(one.field);
+                }
+                ("invalid-input", text, Some(extra))
+            }
+            Error::Internal(m) => ("internal", m, None),
+            Error::Call { failure, http } => {
+                if json_out {
+                    let mut e = failure.to_json();
+                    e["message"] = json!(failure.to_string());
+                    println!("{}", json!({"ok": false, "error": e, "http": http}));
+                } else {
+                    eprintln!("error: {failure}");
+                }
+                return ExitCode::from(code as u8);
+            }
+        };
+        if json_out {
+            let mut e = json!({"kind": kind, "message": message});
+            if let Some(Value::Object(x)) = extra {
+                e.as_object_mut().unwrap().extend(x);
+            }
+            println!("{}", json!({"ok": false, "error": e}));
+        } else {
+            for line in message.lines() {
+                eprintln!("error: {line}");
+            }
+        }
+        ExitCode::from(code as u8)
+    }
 }
 
 fn main() -> ExitCode {
@@ -148,237 +217,212 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let json_out = cli.json;
     let rt = match klaviyo_harness::runtime::async_runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::INTERNAL);
+            return Error::Internal(format!("cannot start the async runtime: {e}")).report(json_out)
         }
     };
-    ExitCode::from(rt.block_on(run(cli)))
-}
-
-fn overrides(g: &Global, dry_run: bool) -> Overrides {
-    Overrides {
-        base_url: g.base_url.clone(),
-        revision: g.revision.clone(),
-        company_id: g.company_id.clone(),
-        policy: g.policy.clone(),
-        audit_log: g.audit_log.clone(),
-        key_file: g.key_file.clone(),
-        key_command: g.key_command.clone(),
-        dry_run,
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => e.report(json_out),
     }
 }
 
-fn file_config(g: &Global) -> Result<FileConfig, String> {
-    match &g.config {
-        Some(p) => FileConfig::load(p),
-        None => {
-            let default = std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"));
-            match default.filter(|p| p.exists()) {
-                Some(p) => FileConfig::load(&p),
-                None => Ok(FileConfig::default()),
-            }
+/// Flags and environment over the config file over the defaults.
+fn resolve(cli: &Cli, serve: Option<&ServeLayer>, dry_run: bool) -> Result<Resolved, Error> {
+    let path = cli.config.clone().or_else(|| {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"))
+            .filter(|p| p.exists())
+    });
+    let file = match &path {
+        Some(p) => Some((p.as_path(), Layer::from_file(p).map_err(Error::Config)?)),
+        None => None,
+    };
+    let mut flags = cli.settings.clone();
+    if let Some(s) = serve {
+        flags.serve = s.clone();
+    }
+    let env_key = std::env::var_os("KLAVIYO_API_KEY").is_some_and(|k| !k.is_empty());
+    config::resolve(&flags, file, env_key, dry_run).map_err(Error::Config)
+}
+
+/// The harness on the component the configuration names, or the one built in.
+fn harness(r: &Resolved) -> Result<Harness, Error> {
+    let settings = r.settings.clone();
+    let confirm = Box::new(TtyConfirm);
+    let load = |e: anyhow::Error| Error::Internal(format!("{e:#}"));
+    if let Some(p) = &r.component {
+        if !p.exists() {
+            return Err(Error::NotConfigured(format!(
+                "the component {} does not exist: pass --component PATH or set KLAVIYO_COMPONENT (or `component` in the config file) to a built klaviyo_connector.wasm",
+                p.display()
+            )));
         }
+        return Harness::new(settings, p, confirm).map_err(load);
+    }
+    if !EMBEDDED_COMPONENT.is_empty() {
+        return Harness::from_bytes(
+            settings,
+            EMBEDDED_COMPONENT,
+            "the built-in component",
+            confirm,
+        )
+        .map_err(load);
+    }
+    let mut places = installed_component_paths();
+    places.push(default_component_path());
+    match places.iter().find(|p| p.exists()) {
+        Some(p) => Harness::new(settings, p, confirm).map_err(load),
+        None => Err(Error::NotConfigured(format!(
+            "this binary was built without its component and none was found in {}: pass --component PATH or set KLAVIYO_COMPONENT",
+            places.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ))),
     }
 }
 
-fn fail(json_out: bool, code: u8, kind: &str, message: &str) -> u8 {
-    if json_out {
-        println!(
-            "{}",
-            json!({"ok": false, "error": {"kind": kind, "message": message}})
+/// The tool an argument names, or the nearest names.
+fn tool(name: &str) -> Result<Tool, Error> {
+    Tool::resolve(name).map_err(|_| {
+        let near = klaviyo_agent::suggest::nearest(
+            name,
+            klaviyo_catalog::generated::NAMES.iter().map(|(n, _)| *n),
+            3,
         );
-    } else {
-        eprintln!("error: {message}");
-    }
-    code
+        let mut near: Vec<&str> = near
+            .iter()
+            .filter_map(|n| Tool::resolve(n).ok().map(|t| t.name()))
+            .collect();
+        near.dedup();
+        Error::Input(vec![Problem::new(
+            Some("tool"),
+            format!(
+                "no action is named `{name}`; {}",
+                if near.is_empty() {
+                    "`klaviyo-harness tools WORDS` searches them".to_string()
+                } else {
+                    klaviyo_agent::suggest::did_you_mean(&near)
+                }
+            ),
+        )])
+    })
 }
 
-async fn run(cli: Cli) -> u8 {
-    let g = &cli.global;
-    let dry_run = matches!(cli.command, Command::Call { dry_run: true, .. });
-    let file = match file_config(g) {
-        Ok(f) => f,
-        Err(e) => return fail(g.json, exit::BAD_INPUT, "config", &e),
-    };
-    let settings = match config::resolve(&overrides(g, dry_run), &file) {
-        Ok(s) => s,
-        Err(e) => return fail(g.json, exit::BAD_INPUT, "config", &e),
-    };
-    if let Command::Scopes = cli.command {
-        return scopes(g.json, &settings);
-    }
-    let component = g
-        .component
-        .clone()
-        .or(file.component.clone())
-        .unwrap_or_else(default_component_path);
-    let harness = match Harness::new(settings, &component, Box::new(TtyConfirm)) {
-        Ok(h) => h,
-        Err(e) => return fail(g.json, exit::INTERNAL, "load", &format!("{e:#}")),
-    };
+async fn run(cli: Cli) -> Result<Exit, Error> {
+    let json_out = cli.json;
     match &cli.command {
-        Command::Tools { tag, access } => {
-            tools(g.json, &harness, tag.as_deref(), access.as_deref()).await
-        }
-        Command::Describe { tool } => describe(g.json, &harness, tool).await,
+        Command::Tools {
+            query,
+            tag,
+            access,
+            tags,
+            limit,
+        } => tools(
+            &cli,
+            query,
+            tag.as_deref(),
+            access.as_deref(),
+            *tags,
+            *limit,
+        ),
+        Command::Describe {
+            tool: name,
+            path,
+            schema,
+        } => describe(json_out, name, path.as_deref(), *schema),
+        Command::Scopes => scopes(json_out, &resolve(&cli, None, false)?.settings),
         Command::Call {
-            tool,
+            tool: name,
             args,
             pairs,
+            dry_run,
             all_pages,
             max_items,
-            ..
         } => {
-            let args = match parse_args(args.as_deref(), pairs) {
-                Ok(a) => a,
-                Err(e) => return fail(g.json, exit::BAD_INPUT, "invalid-input", &e),
-            };
-            call(
-                g.json,
-                &harness,
-                tool,
-                &args,
-                all_pages.then_some(*max_items),
-            )
-            .await
+            let r = resolve(&cli, None, *dry_run)?;
+            let t = tool(name)?;
+            let arguments =
+                klaviyo_harness::args::parse(t, args.as_deref(), pairs, &mut std::io::stdin())
+                    .map_err(Error::Input)?;
+            precheck(t, &arguments, &r.settings)?;
+            let h = harness(&r)?;
+            call(json_out, &h, t, &arguments, all_pages.then_some(*max_items)).await
         }
-        Command::Check => check(g.json, &harness).await,
-        Command::Serve {
-            mode,
-            toolsets,
-            read_only,
-        } => {
-            let surface = match klaviyo_agent::mcp::Surface::new(
-                match mode {
-                    ServeMode::Discovery => klaviyo_harness::mcp::Mode::Discovery,
-                    ServeMode::All => klaviyo_harness::mcp::Mode::All,
-                },
-                (!toolsets.is_empty()).then(|| toolsets.clone()),
-                *read_only,
-                klaviyo_harness::mcp::Untrusted::Label,
-                harness.settings().policy.clone(),
-                klaviyo_agent::mcp::CLI,
-            ) {
-                Ok(s) => s,
-                Err(e) => return fail(false, exit::BAD_INPUT, "serve", &e),
-            };
-            let server =
-                match klaviyo_harness::mcp::Server::new(std::sync::Arc::new(harness), surface) {
-                    Ok(s) => s,
-                    Err(e) => return fail(false, exit::INTERNAL, "serve", &format!("{e:#}")),
-                };
-            match klaviyo_harness::mcp::serve_stdio(server).await {
-                Ok(()) => exit::OK,
-                Err(e) => fail(false, exit::INTERNAL, "serve", &format!("{e:#}")),
-            }
+        Command::Check => {
+            let r = resolve(&cli, None, false)?;
+            let h = harness(&r)?;
+            check(json_out, &h, &r).await
         }
-        Command::Scopes => unreachable!("handled above"),
+        Command::Serve { serve } => {
+            let r = resolve(&cli, Some(serve), false)?;
+            serve_mcp(&r).await
+        }
     }
 }
 
-/// `--args JSON|@FILE` merged with `key=value` pairs.
-fn parse_args(args: Option<&str>, pairs: &[String]) -> Result<Value, String> {
-    let mut obj = match args {
-        None => serde_json::Map::new(),
-        Some(a) => {
-            let text = match a.strip_prefix('@') {
-                Some(path) => {
-                    std::fs::read_to_string(path).map_err(|e| format!("--args @{path}: {e}"))?
-                }
-                None => a.to_string(),
-            };
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => m,
-                Ok(_) => return Err("--args must be a JSON object".into()),
-                Err(e) => return Err(format!("--args is not valid JSON: {e}")),
-            }
-        }
+/// Every problem with the arguments, found by the catalog's validator before anything runs.
+fn precheck(t: Tool, args: &Value, s: &klaviyo_harness::Settings) -> Result<(), Error> {
+    let conn = klaviyo_catalog::request::Connection {
+        base_url: s.base_url.clone(),
+        revision: s.revision.clone(),
+        private_key: Some("placeholder".into()),
+        public_key: s.public_key.clone().or(Some("placeholder".into())),
     };
-    for p in pairs {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| format!("`{p}` is not KEY=VALUE"))?;
-        if k.is_empty() {
-            return Err(format!("`{p}` has an empty key"));
-        }
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
-        obj.insert(k.to_string(), value);
+    let problems = klaviyo_catalog::request::problems(t, args, &conn);
+    if problems.is_empty() {
+        return Ok(());
     }
-    Ok(Value::Object(obj))
-}
-
-fn failure_code(f: &Failure) -> (u8, &'static str) {
-    match f {
-        Failure::InvalidInput { .. } => (exit::BAD_INPUT, "invalid-input"),
-        Failure::UnknownTool(_) => (exit::BAD_INPUT, "unknown-tool"),
-        Failure::Denied(_) => (exit::DENIED, "denied"),
-        Failure::NotConfigured(_) => (exit::NOT_CONFIGURED, "not-configured"),
-        Failure::Http { .. } => (exit::KLAVIYO_ERROR, "http"),
-        Failure::Throttled { .. } => (exit::THROTTLED, "throttled"),
-        Failure::Transport(_) => (exit::TRANSPORT, "transport"),
-        Failure::Timeout(_) => (exit::TRANSPORT, "timeout"),
-        Failure::OutcomeUnknown(_) => (exit::OUTCOME_UNKNOWN, "outcome-unknown"),
-    }
-}
-
-fn failure_json(f: &Failure) -> Value {
-    let (_, kind) = failure_code(f);
-    let mut v = json!({"kind": kind, "message": f.to_string()});
-    match f {
-        Failure::InvalidInput { field, message } => {
-            v["field"] = json!(field);
-            v["detail"] = json!(message);
-        }
-        Failure::Http {
-            status,
-            errors,
-            request_id,
-            hint,
-            ..
-        } => {
-            v["status"] = json!(status);
-            v["errors"] = Value::Array(
-                errors
+    Err(Error::Input(
+        problems
+            .into_iter()
+            .map(|e| match e {
+                klaviyo_catalog::Error::InvalidInput { field, message }
+                    if message.starts_with("unknown argument") =>
+                {
+                    Problem::new(
+                        Some(&field),
+                        format!(
+                            "`{field}`: unknown argument of `{}`{}",
+                            t.name(),
+                            klaviyo_agent::suggest::unknown_argument_hint(t, &field)
+                                .map(|h| format!("; {h}"))
+                                .unwrap_or_default()
+                        ),
+                    )
+                }
+                klaviyo_catalog::Error::InvalidInput { field, message } => {
+                    // "`id` is required", "`page_size` must be …"; otherwise "`field`: …".
+                    let predicate = [
+                        "is ",
+                        "must ",
+                        "needs ",
+                        "allows ",
+                        "contains ",
+                        "expected ",
+                    ]
                     .iter()
-                    .map(|e| json!({"code": e.code, "title": e.title, "detail": e.detail, "source": {"pointer": e.source_pointer, "parameter": e.source_parameter}}))
-                    .collect(),
-            );
-            v["request_id"] = json!(request_id);
-            v["hint"] = json!(hint);
-        }
-        Failure::Throttled {
-            retry_after_seconds,
-            ..
-        } => v["retry_after_seconds"] = json!(retry_after_seconds),
-        _ => {}
-    }
-    v
+                    .any(|w| message.starts_with(w));
+                    let m = if predicate {
+                        format!("`{field}` {message}")
+                    } else {
+                        format!("`{field}`: {message}")
+                    };
+                    Problem::new(Some(&field), m)
+                }
+                other => Problem::new(None, other.to_string()),
+            })
+            .collect(),
+    ))
 }
 
 fn print_request(r: &Value) {
-    let req = &r["request"];
     println!("DRY RUN: nothing was sent.");
-    println!(
-        "{} {}",
-        req["method"].as_str().unwrap_or(""),
-        req["url"].as_str().unwrap_or("")
+    print!(
+        "{}",
+        klaviyo_harness::egress::show::request_text(&r["request"])
     );
-    if let Some(h) = req["headers"].as_object() {
-        for (k, v) in h {
-            println!("{k}: {}", v.as_str().unwrap_or(""));
-        }
-    }
-    if !req["body"].is_null() {
-        println!();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&req["body"]).unwrap_or_default()
-        );
-    }
     println!();
     println!(
         "operation: {} ({}); policy would {}: {}",
@@ -389,15 +433,28 @@ fn print_request(r: &Value) {
     );
 }
 
+/// The status and Klaviyo request id of the last answer a call got.
+fn http_of(o: &klaviyo_harness::CallOutcome) -> Value {
+    match o.responses.last() {
+        Some((op, status, headers)) => json!({
+            "status": status,
+            "request_id": headers.get("x-klaviyo-req-id").and_then(|v| v.to_str().ok()),
+            "operation": op,
+            "requests": o.responses.len(),
+        }),
+        None => Value::Null,
+    }
+}
+
 async fn call(
     json_out: bool,
     h: &Harness,
-    tool: &str,
+    t: Tool,
     args: &Value,
     all_pages: Option<usize>,
-) -> u8 {
+) -> Result<Exit, Error> {
     let outcome = match all_pages {
-        None => h.call(tool, &args.to_string()).await,
+        None => h.call(t.name(), &args.to_string()).await,
         Some(max) => {
             use std::io::IsTerminal;
             let tty = std::io::stderr().is_terminal();
@@ -406,13 +463,14 @@ async fn call(
                     eprint!("\rpage {pages} · {items} items");
                 }
             };
-            let out = h.call_all_pages(tool, args, max, &progress).await;
+            let out = h.call_all_pages(t.name(), args, max, &progress).await;
             if tty {
                 eprintln!();
             }
             out
         }
     };
+    let http = http_of(&outcome);
     match outcome.result {
         Ok(_) if !outcome.dry_runs.is_empty() => {
             if json_out {
@@ -421,16 +479,14 @@ async fn call(
                     json!({"ok": true, "dry_run": true, "requests": outcome.dry_runs})
                 );
             } else {
-                for r in &outcome.dry_runs {
-                    print_request(r);
-                }
+                outcome.dry_runs.iter().for_each(print_request);
             }
-            exit::OK
+            Ok(Exit::Ok)
         }
         Ok(text) => {
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
             if json_out {
-                println!("{}", json!({"ok": true, "result": value}));
+                println!("{}", json!({"ok": true, "result": value, "http": http}));
             } else if value == Value::String(String::new()) {
                 println!("(done: no content)");
             } else {
@@ -439,161 +495,234 @@ async fn call(
                     serde_json::to_string_pretty(&value).unwrap_or_default()
                 );
             }
-            exit::OK
+            Ok(Exit::Ok)
         }
-        Err(f) => {
-            let (code, _) = failure_code(&f);
-            if json_out {
-                println!("{}", json!({"ok": false, "error": failure_json(&f)}));
-            } else {
-                eprintln!("error: {f}");
-            }
-            code
-        }
+        Err(failure) => Err(Error::Call { failure, http }),
     }
 }
 
-async fn tools(json_out: bool, h: &Harness, tag: Option<&str>, access: Option<&str>) -> u8 {
-    if let Some(a) = access {
-        if klaviyo_catalog::Access::parse(a).is_none() {
-            return fail(
-                json_out,
-                exit::BAD_INPUT,
-                "invalid-input",
-                &format!("--access `{a}` must be read, write or destructive"),
+fn tools(
+    cli: &Cli,
+    query: &[String],
+    tag: Option<&str>,
+    access: Option<&str>,
+    tags: bool,
+    limit: usize,
+) -> Result<Exit, Error> {
+    let norm = klaviyo_catalog::tools::normalize;
+    if tags {
+        let list = klaviyo_agent::search::tags();
+        if cli.json {
+            let v: Vec<Value> = list
+                .iter()
+                .map(|(t, n)| json!({"tag": t, "toolset": norm(t), "actions": n}))
+                .collect();
+            println!("{}", json!({"ok": true, "result": v}));
+        } else {
+            for (t, n) in &list {
+                println!("{:<28} {:<28} {n}", norm(t), t);
+            }
+            eprintln!(
+                "\n{} tags; use one with `serve --toolsets` or `tools --tag`",
+                list.len()
+            );
+        }
+        return Ok(Exit::Ok);
+    }
+    let access = match access {
+        None => None,
+        Some(a) => Some(klaviyo_catalog::Access::parse(a).ok_or_else(|| {
+            Error::Input(vec![Problem::new(
+                Some("--access"),
+                format!("--access `{a}` must be read, write or destructive"),
+            )])
+        })?),
+    };
+    if let Some(g) = tag {
+        let known: Vec<String> = klaviyo_agent::search::tags()
+            .iter()
+            .map(|(t, _)| norm(t))
+            .collect();
+        if !known.contains(&norm(g)) {
+            let near = klaviyo_agent::suggest::nearest(g, known.iter().map(String::as_str), 3);
+            return Err(Error::Input(vec![Problem::new(
+                Some("--tag"),
+                format!(
+                    "--tag `{g}` is not a Klaviyo tag; {}",
+                    if near.is_empty() {
+                        "`tools --tags` lists them".into()
+                    } else {
+                        klaviyo_agent::suggest::did_you_mean(&near)
+                    }
+                ),
+            )]));
+        }
+    }
+    let keep = |t: &Tool| {
+        tag.is_none_or(|g| norm(t.tag()) == norm(g)) && access.is_none_or(|a| t.access() == a)
+    };
+    let selected: Vec<Tool> = if query.is_empty() {
+        Tool::all().filter(|t| keep(t)).collect()
+    } else {
+        klaviyo_agent::search::search(&query.join(" "), limit, &keep)
+            .into_iter()
+            .map(|h| h.tool)
+            .collect()
+    };
+    let total = Tool::all().count();
+    if cli.json {
+        let v: Vec<Value> = selected
+            .iter()
+            .map(|t| {
+                let rl = t.rate_limit();
+                json!({"name": t.name(), "title": t.title(), "tag": t.tag(), "access": t.access().as_str(), "scopes": t.scopes(),
+                       "rate_limit": {"burst_per_second": rl.burst_per_second, "steady_per_minute": rl.steady_per_minute, "daily": rl.daily},
+                       "aliases": t.aliases()})
+            })
+            .collect();
+        println!("{}", json!({"ok": true, "result": v}));
+    } else {
+        for t in &selected {
+            println!("{:<52} {:<12} {}", t.name(), t.access().as_str(), t.title());
+        }
+        if query.is_empty() {
+            eprintln!("\n{} of {total} tools", selected.len());
+        } else {
+            eprintln!(
+                "\n{} best matches of {total} tools; `klaviyo-harness describe NAME` for one",
+                selected.len()
             );
         }
     }
-    let list = match h.list_tools().await {
-        Ok(l) => l,
-        Err(e) => return fail(json_out, exit::INTERNAL, "component", &format!("{e:#}")),
+    Ok(Exit::Ok)
+}
+
+fn describe(json_out: bool, name: &str, path: Option<&str>, schema: bool) -> Result<Exit, Error> {
+    let t = tool(name)?;
+    let opts = klaviyo_agent::describe::DescribeOptions { path, full: schema };
+    let bad = |e: klaviyo_agent::describe::DescribeError| {
+        Error::Input(vec![Problem::new(Some("--path"), e.to_string())])
     };
-    let norm = |s: &str| klaviyo_catalog::tools::normalize(s);
-    let selected: Vec<_> = list
-        .iter()
-        .filter(|t| tag.is_none_or(|g| norm(&t.tag) == norm(g)))
-        .filter(|t| access.is_none_or(|a| t.access == a))
-        .collect();
     if json_out {
-        let v: Vec<Value> = selected
-            .iter()
-            .map(|t| json!({"name": t.name, "title": t.title, "tag": t.tag, "access": t.access, "scopes": t.scopes, "rate_limit": t.rate_limit, "aliases": t.aliases}))
-            .collect();
-        println!("{}", Value::Array(v));
+        let v = klaviyo_agent::describe::describe(t, &opts).map_err(bad)?;
+        println!("{}", json!({"ok": true, "result": v}));
+    } else if schema {
+        let v = klaviyo_agent::describe::describe(t, &opts).map_err(bad)?;
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        for t in &selected {
-            println!("{:<52} {:<12} {}", t.name, t.access, t.title);
-        }
-        println!("\n{} of {} tools", selected.len(), list.len());
+        println!(
+            "{}",
+            klaviyo_agent::describe::describe_text(t, &opts)
+                .map_err(bad)?
+                .trim_end()
+        );
     }
-    exit::OK
+    Ok(Exit::Ok)
 }
 
-async fn describe(json_out: bool, h: &Harness, name: &str) -> u8 {
-    let t = match h.describe(name).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            let msg = klaviyo_catalog::tools::Tool::resolve(name)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| format!("no tool named `{name}`"));
-            return fail(json_out, exit::BAD_INPUT, "unknown-tool", &msg);
-        }
-        Err(e) => return fail(json_out, exit::INTERNAL, "component", &format!("{e:#}")),
-    };
-    let example = klaviyo_catalog::tools::Tool::resolve(&t.name)
-        .map(|tool| klaviyo_catalog::example::example_args(tool, false))
-        .unwrap_or(Value::Null);
-    if json_out {
-        let mut v = serde_json::to_value(&t).unwrap_or_default();
-        v["example_arguments"] = example;
-        println!("{v}");
-        return exit::OK;
-    }
-    println!("{} ({})", t.title, t.name);
-    println!("tag: {}   access: {}", t.tag, t.access);
-    println!(
-        "scopes: {}",
-        if t.scopes.is_empty() {
-            "none (public key)".into()
-        } else {
-            t.scopes.join(", ")
-        }
-    );
-    let rl = &t.rate_limit;
-    println!(
-        "rate limit: {}/s burst, {}/min steady{}",
-        rl.burst_per_second,
-        rl.steady_per_minute,
-        rl.daily.map(|d| format!(", {d}/day")).unwrap_or_default()
-    );
-    if !t.aliases.is_empty() {
-        println!("also callable as: {}", t.aliases.join(", "));
-    }
-    println!("\n{}\n", t.description);
-    println!(
-        "arguments (JSON Schema):\n{}",
-        serde_json::to_string_pretty(&t.input_schema).unwrap_or_default()
-    );
-    println!(
-        "\nexample: klaviyo-harness call {} --args '{}'",
-        t.name, example
-    );
-    exit::OK
+/// The read the key is checked with: one the policy allows and that needs no arguments.
+fn key_check_action(s: &klaviyo_harness::Settings) -> Option<&'static str> {
+    [
+        "get_accounts",
+        "get_lists",
+        "get_metrics",
+        "get_segments",
+        "get_tags",
+    ]
+    .into_iter()
+    .find(|n| {
+        klaviyo_catalog::tools::operation(n)
+            .is_some_and(|op| s.policy.decide(op).decision == Decision::Allow)
+    })
 }
 
-async fn check(json_out: bool, h: &Harness) -> u8 {
+async fn check(json_out: bool, h: &Harness, r: &Resolved) -> Result<Exit, Error> {
+    use klaviyo_harness::secrets::KeySource;
     let s = h.settings();
     let key_source = match h.shared().keys.source() {
-        klaviyo_harness::secrets::KeySource::None => "none".to_string(),
-        klaviyo_harness::secrets::KeySource::Env(v) => format!("environment variable {v}"),
-        klaviyo_harness::secrets::KeySource::File(p) => format!("file {}", p.display()),
-        klaviyo_harness::secrets::KeySource::Command(_) => "command".to_string(),
+        KeySource::None => "none".to_string(),
+        KeySource::Env(v) => format!("environment variable {v}"),
+        KeySource::File(p) => format!("file {}", p.display()),
+        KeySource::Command(c) => format!("command `{c}`"),
     };
     let key = h.shared().keys.get().await;
     let key_present = matches!(key, Ok(Some(_)));
-    let (accepted, detail, code) = match &key {
-        Ok(Some(_)) => {
-            let out = h.call("get_accounts", "{}").await;
-            match out.result {
-                Ok(_) => (
-                    Some(true),
-                    "the key was accepted (get_accounts answered)".to_string(),
-                    exit::OK,
-                ),
-                Err(f) => {
-                    let (code, _) = failure_code(&f);
-                    (Some(false), f.to_string(), code)
-                }
-            }
+    let (accepted, detail, mut code) = match &key {
+        Ok(Some(_)) => match key_check_action(s) {
+            None => (None, "the policy allows none of the reads the key is checked with (get_accounts, get_lists, get_metrics, get_segments, get_tags)".to_string(), Exit::Ok),
+            Some(action) => match h.call(action, "{}").await.result {
+                Ok(_) => (Some(true), format!("the key was accepted ({action} answered)"), Exit::Ok),
+                Err(Failure::Http { status: 403, .. }) => (Some(true), format!("the key was accepted, but it lacks the scope {action} needs"), Exit::Ok),
+                Err(f) => (Some(false), f.to_string(), Exit::from(&f)),
+            },
+        },
+        Ok(None) => (None, format!("no private key found ({key_source})"), Exit::NotConfigured),
+        Err(e) => (None, e.clone(), Exit::NotConfigured),
+    };
+    let today = klaviyo_harness::audit::now_rfc3339();
+    let revision_status = klaviyo_harness::mcp::http::revision_status(&s.revision, &today);
+    let mut warnings: Vec<String> = s.policy.lints().into_iter().map(|l| l.message).collect();
+    match revision_status {
+        "deprecated" => warnings.push(format!("revision {} is over a year old: Klaviyo has deprecated it; it is retired two years after its date", s.revision)),
+        "retired" => warnings.push(format!("revision {} is over two years old: Klaviyo has retired it; set `revision` to a current one", s.revision)),
+        "unknown" => warnings.push(format!("revision `{}` is not a date (YYYY-MM-DD)", s.revision)),
+        _ => {}
+    }
+    if s.revision != klaviyo_catalog::generated::REVISION {
+        warnings.push(format!("revision {} differs from the spec this build was generated from ({}): requests follow the {} spec", s.revision, klaviyo_catalog::generated::REVISION, klaviyo_catalog::generated::REVISION));
+    }
+    if revision_status == "retired" && code == Exit::Ok {
+        code = Exit::NotConfigured;
+    }
+    let component = match &r.component {
+        Some(p) => p.display().to_string(),
+        None if !EMBEDDED_COMPONENT.is_empty() => {
+            format!("built in ({} bytes)", EMBEDDED_COMPONENT.len())
         }
-        Ok(None) => (
-            None,
-            format!("no private key found ({key_source})"),
-            exit::NOT_CONFIGURED,
-        ),
-        Err(e) => (None, e.clone(), exit::NOT_CONFIGURED),
+        None => "found beside the binary".into(),
+    };
+    let dir = |d: &Option<PathBuf>| {
+        d.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none".into())
     };
     if json_out {
         println!(
             "{}",
             json!({
-                "ok": code == exit::OK,
+                "ok": code == Exit::Ok,
+                "config_file": r.config_file,
+                "component": component,
+                "cache_dir": s.cache_dir,
+                "state_dir": s.state_dir,
+                "audit_log": s.audit_log,
                 "base_url": s.base_url,
                 "egress_allow_list": [s.base_url],
-                "revision": s.revision,
+                "revision": {"value": s.revision, "status": revision_status},
                 "key_source": key_source,
                 "key_present": key_present,
                 "key_accepted": accepted,
                 "public_key_configured": s.public_key.is_some(),
                 "detail": detail,
                 "policy": s.policy.summary(),
+                "warnings": warnings,
             })
         );
     } else {
+        println!(
+            "config file:       {}",
+            r.config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into())
+        );
+        println!("component:         {component}");
+        println!("cache:             {}", dir(&s.cache_dir));
+        println!("state:             {}", dir(&s.state_dir));
+        println!("audit log:         {}", dir(&s.audit_log));
         println!("base URL:          {}", s.base_url);
         println!("egress allow-list: {} (only)", s.base_url);
-        println!("revision:          {}", s.revision);
+        println!("revision:          {} ({revision_status})", s.revision);
         println!(
             "private key:       {} ({key_source})",
             if key_present { "present" } else { "missing" }
@@ -611,11 +740,14 @@ async fn check(json_out: bool, h: &Harness) -> u8 {
             "policy:            {}",
             s.policy.summary().replace('\n', "\n                   ")
         );
+        for w in &warnings {
+            println!("warning:           {w}");
+        }
     }
-    code
+    Ok(code)
 }
 
-fn scopes(json_out: bool, s: &klaviyo_harness::Settings) -> u8 {
+fn scopes(json_out: bool, s: &klaviyo_harness::Settings) -> Result<Exit, Error> {
     let mut scopes: Vec<&str> = klaviyo_catalog::generated::OPERATIONS
         .iter()
         .filter(|op| s.policy.decide(op).decision != Decision::Deny)
@@ -624,12 +756,128 @@ fn scopes(json_out: bool, s: &klaviyo_harness::Settings) -> u8 {
     scopes.sort();
     scopes.dedup();
     if json_out {
-        println!("{}", json!({"scopes": scopes}));
+        println!("{}", json!({"ok": true, "result": {"scopes": scopes}}));
     } else {
         println!("The current policy needs an API key with these scopes (read-only where only reads are allowed):");
         for sc in &scopes {
             println!("  {sc}");
         }
     }
-    exit::OK
+    Ok(Exit::Ok)
+}
+
+/// Bearer tokens for `serve --http`: the file (mode 600), the environment, a command.
+fn http_tokens(v: &config::Serve) -> Result<Vec<klaviyo_harness::mcp::http::Token>, Error> {
+    use klaviyo_harness::mcp::http::parse_tokens;
+    let mut tokens = Vec::new();
+    if let Some(p) = &v.token_file {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p)
+                .map_err(|e| Error::Config(format!("token file {}: {e}", p.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "token file {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                    p.display(),
+                    mode & 0o777,
+                    p.display()
+                )));
+            }
+        }
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::Config(format!("token file {}: {e}", p.display())))?;
+        tokens.extend(
+            parse_tokens(&text, &format!("token file {}", p.display())).map_err(Error::Config)?,
+        );
+    }
+    if let Some(t) = &v.tokens_env {
+        tokens.extend(parse_tokens(t, "KLAVIYO_MCP_TOKENS").map_err(Error::Config)?);
+    }
+    if let Some(c) = &v.token_command {
+        let out = std::process::Command::new("sh")
+            .args(["-c", c])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Error::Config(format!("token command `{c}` could not run: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Config(format!(
+                "token command `{c}` failed ({})",
+                out.status
+            )));
+        }
+        tokens.extend(
+            parse_tokens(
+                &String::from_utf8_lossy(&out.stdout),
+                &format!("token command `{c}`"),
+            )
+            .map_err(Error::Config)?,
+        );
+    }
+    let mut names: Vec<&str> = tokens.iter().map(|t| &*t.name).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Config(format!("two tokens are named `{}` (across the token file, KLAVIYO_MCP_TOKENS and the token command)", w[0])));
+    }
+    Ok(tokens)
+}
+
+async fn serve_mcp(r: &Resolved) -> Result<Exit, Error> {
+    let v = &r.serve;
+    let tokens = if v.http.is_some() {
+        http_tokens(v)?
+    } else {
+        vec![]
+    };
+    let surface = klaviyo_agent::mcp::Surface::new(
+        match v.mode {
+            ServeMode::Discovery => klaviyo_harness::mcp::Mode::Discovery,
+            ServeMode::All => klaviyo_harness::mcp::Mode::All,
+        },
+        v.toolsets.clone(),
+        v.read_only,
+        match v.untrusted {
+            UntrustedContent::Hide => klaviyo_harness::mcp::Untrusted::Hide,
+            UntrustedContent::Label => klaviyo_harness::mcp::Untrusted::Label,
+            UntrustedContent::Show => klaviyo_harness::mcp::Untrusted::Show,
+        },
+        r.settings.policy.clone(),
+        klaviyo_agent::mcp::CLI,
+    )
+    .map_err(|e| Error::Input(vec![Problem::new(Some("--toolsets"), e)]))?;
+    let server = klaviyo_harness::mcp::Server::new(Arc::new(harness(r)?), surface)
+        .map_err(|e| Error::Internal(format!("{e:#}")))?;
+    match &v.http {
+        None => klaviyo_harness::mcp::serve_stdio(server)
+            .await
+            .map_err(|e| Error::Internal(format!("{e:#}")))?,
+        Some(addr) => {
+            let mut o = klaviyo_harness::mcp::http::HttpOptions::new(addr);
+            o.tokens = tokens;
+            o.allowed_hosts = v.allowed_hosts.clone();
+            o.allowed_origins = v.allowed_origins.clone();
+            if let Some(n) = v.max_concurrent_calls {
+                o.max_concurrent_calls = n;
+            }
+            if let Some(n) = v.max_body_bytes {
+                o.max_body_bytes = n;
+            }
+            if let Some(n) = v.rate_per_minute {
+                o.rate_per_minute = n;
+            }
+            if let Some(d) = v.key_check_every {
+                o.key_check_every = d;
+            }
+            if let Some(d) = v.grace {
+                o.grace = d;
+            }
+            klaviyo_harness::mcp::http::serve_http(server, o, |_| {})
+                .await
+                .map_err(|e| Error::Config(format!("{e:#}")))?
+        }
+    }
+    Ok(Exit::Ok)
 }

@@ -176,8 +176,13 @@ fn engine() -> Result<Engine> {
     Ok(Engine::new(&config)?)
 }
 
-/// Default component path: `KLAVIYO_COMPONENT`, else the release build next to this binary's
-/// target directory, else `target/wasm32-wasip2/release/klaviyo_connector.wasm`.
+/// The connector component built into this binary (empty when it was built without one; see
+/// `build.rs`).
+pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/component.wasm"));
+
+/// The release build of the component in this workspace's `target/` (tests, the bench):
+/// `KLAVIYO_COMPONENT`, else the first `wasm32-wasip2/release/klaviyo_connector.wasm` above
+/// this executable, else `target/…`.
 pub fn default_component_path() -> PathBuf {
     if let Some(p) = std::env::var_os("KLAVIYO_COMPONENT") {
         return PathBuf::from(p);
@@ -195,47 +200,36 @@ pub fn default_component_path() -> PathBuf {
     Path::new("target").join(rel)
 }
 
-/// Where precompiled components are kept: `KLAVIYO_CACHE_DIR`, else `$XDG_CACHE_HOME` or
-/// `~/.cache`, `/klaviyo-harness`; `None` when none of these is known (never a shared temp dir).
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KLAVIYO_CACHE_DIR") {
-        return Some(PathBuf::from(p));
+/// Where an installed harness looks for a component file when none is given and none is
+/// built in: beside the executable, then `/usr/local/share/klaviyo-harness/`, then
+/// `~/.local/share/klaviyo-harness/`.
+pub fn installed_component_paths() -> Vec<PathBuf> {
+    let name = "klaviyo_connector.wasm";
+    let mut v = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        v.push(dir.join(name));
     }
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|b| b.join("klaviyo-harness"))
+    v.push(PathBuf::from("/usr/local/share/klaviyo-harness").join(name));
+    if let Some(h) = std::env::var_os("HOME") {
+        v.push(
+            PathBuf::from(h)
+                .join(".local/share/klaviyo-harness")
+                .join(name),
+        );
+    }
+    v
 }
 
 /// The cache directory, created `0700` when missing, if it is private: a real directory owned
 /// by this user that group and others cannot write to. A precompiled artifact is native code
 /// run inside the process that holds the key, so anything less is refused.
-fn private_cache_dir() -> Result<PathBuf, String> {
-    let dir = cache_dir()
-        .ok_or("no cache directory is known (set KLAVIYO_CACHE_DIR, XDG_CACHE_HOME or HOME)")?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| format!("cannot create the cache directory {}: {e}", dir.display()))?;
-        }
-        let m = std::fs::symlink_metadata(&dir)
-            .map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if !m.is_dir() || m.uid() != me || m.permissions().mode() & 0o022 != 0 {
-            return Err(format!(
-                "the cache directory {} is not private (it must be a directory owned by you that group and others cannot write to: `chmod 700 {}`)",
-                dir.display(),
-                dir.display()
-            ));
-        }
-    }
-    Ok(dir)
+fn private_cache_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
+    let dir =
+        dir.ok_or("no cache directory is known (set KLAVIYO_CACHE_DIR, XDG_CACHE_HOME or HOME)")?;
+    crate::dirs::private_dir(dir, "cache directory")
 }
 
 /// Whether a cached artifact may be trusted: a regular file (not a link) owned by this user,
@@ -258,17 +252,22 @@ fn private_file(path: &Path) -> bool {
 /// Compiles the component, or loads the precompiled artifact cached for these exact bytes and
 /// this engine configuration — only from a private cache directory (see
 /// [`private_cache_dir`]); otherwise it compiles, with a warning.
-pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
+pub fn load_component(engine: &Engine, path: &Path, cache: Option<&Path>) -> Result<Component> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the component at {} (build it with `cargo build --target wasm32-wasip2 --release`)", path.display()))?;
-    load_component_bytes(engine, &bytes, &path.display().to_string())
+    load_component_bytes(engine, &bytes, &path.display().to_string(), cache)
 }
 
 /// [`load_component`] for bytes in memory (`origin` names them in messages).
-pub fn load_component_bytes(engine: &Engine, bytes: &[u8], origin: &str) -> Result<Component> {
+pub fn load_component_bytes(
+    engine: &Engine,
+    bytes: &[u8],
+    origin: &str,
+    cache: Option<&Path>,
+) -> Result<Component> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let key = format!("{:x}-{:016x}", Sha256::digest(bytes), h.finish());
-    let dir = match private_cache_dir() {
+    let dir = match private_cache_dir(cache) {
         Ok(d) => Some(d),
         Err(why) => {
             eprintln!("warning: not using the precompiled cache: {why}; compiling the component (seconds) on every start");
@@ -281,8 +280,13 @@ pub fn load_component_bytes(engine: &Engine, bytes: &[u8], origin: &str) -> Resu
             // SAFETY: the file was written by `Component::serialize` of this same engine
             // configuration (the key covers the engine's compatibility hash and the input
             // bytes), and sits, as a regular file of ours, in a directory only we can write to.
-            if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
-                return Ok(c);
+            match unsafe { Component::deserialize_file(engine, &cached) } {
+                Ok(c) => return Ok(c),
+                // E.g. a cache on a `noexec` mount: the code cannot be mapped executable.
+                Err(e) => eprintln!(
+                    "warning: the cached artifact {} cannot be loaded ({e}); compiling instead (is the cache on a noexec mount?)",
+                    cached.display()
+                ),
             }
         } else if cached.symlink_metadata().is_ok() {
             eprintln!(
@@ -371,8 +375,19 @@ fn linker(engine: &Engine) -> Result<Linker<State>> {
 impl Harness {
     /// Loads the component at `component` with these settings; `confirm` handles `ask`.
     pub fn new(settings: Settings, component: &Path, confirm: Box<dyn Confirm>) -> Result<Harness> {
+        let bytes = std::fs::read(component).with_context(|| format!("cannot read the component at {} (build it with `cargo build --target wasm32-wasip2 --release`)", component.display()))?;
+        Harness::from_bytes(settings, &bytes, &component.display().to_string(), confirm)
+    }
+
+    /// [`Harness::new`] with the component's bytes (`origin` names them in messages).
+    pub fn from_bytes(
+        settings: Settings,
+        bytes: &[u8],
+        origin: &str,
+        confirm: Box<dyn Confirm>,
+    ) -> Result<Harness> {
         let engine = engine()?;
-        let comp = load_component(&engine, component)?;
+        let comp = load_component_bytes(&engine, bytes, origin, settings.cache_dir.as_deref())?;
         check_imports(&engine, &comp)?;
         let linker = linker(&engine)?;
         let pre = linker
@@ -395,7 +410,9 @@ impl Harness {
                 settings.timeouts.clone(),
                 settings.max_response_bytes,
             ),
-            limiter: Default::default(),
+            limiter: crate::throttle::RateLimiter::new(
+                settings.state_dir.as_deref().filter(|_| settings.throttle),
+            ),
             settings,
             confirm: Arc::from(confirm),
         });
@@ -574,7 +591,7 @@ impl Harness {
         let r = r.map(|(result, log)| (result.map_err(failure_from_wit), log));
         // The component refuses a call without a key before making a request (it got no
         // placeholder): the host records that refusal like the ones it makes itself.
-        if let Ok((Err(Failure::NotConfigured(why)), log)) = &r {
+        if let Ok((Err(Failure::NotConfigured { message: why }), log)) = &r {
             if log.requests == 0 {
                 let op = tool.and_then(|t| t.operations().first().copied());
                 let _ = self.shared.audit.write(&crate::audit::Record {
@@ -599,9 +616,12 @@ impl Harness {
     }
 
     /// Calls a paginated tool page after page (following `links.next`), until the last page or
-    /// `max_items` items. `progress(pages, items)` is called after each page. The result is one
-    /// document: `data` (all items, at most `max_items`), `included` (deduplicated), `meta`
-    /// (`pages`, `items`, `truncated`) and `next_cursor` (where to resume, when stopped early).
+    /// at least `max_items` items. It stops only at a page boundary, so nothing is skipped: the
+    /// result holds every item of the pages fetched (up to a page more than `max_items`), and
+    /// `next_cursor` resumes exactly after them. `progress(pages, items)` is called after each
+    /// page. The document: `data`, `included` (deduplicated), `meta` (`pages`, `items`,
+    /// `truncated`, `max_items`) and `next_cursor`. A server that repeats a cursor, or whose
+    /// `links.next` has no cursor, ends the walk with an error (never a silent end or a loop).
     pub async fn call_all_pages(
         &self,
         name: &str,
@@ -609,39 +629,52 @@ impl Harness {
         max_items: usize,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> CallOutcome {
+        use klaviyo_catalog::response::{next_page, NextPage};
         use serde_json::{json, Value};
-        let fail = |f: Failure| CallOutcome {
+        let fail = |f: Failure, responses| CallOutcome {
             result: Err(f),
             dry_runs: vec![],
-            responses: vec![],
+            responses,
         };
-        let tool = match klaviyo_catalog::tools::Tool::resolve(name) {
+        let tool = match Tool::resolve(name) {
             Ok(t) => t,
-            Err(e) => return fail(e.into()),
+            Err(e) => return fail(e.into(), vec![]),
         };
         if !tool
             .operations()
             .iter()
             .all(|op| op.params.iter().any(|p| p.arg == "page_cursor"))
         {
-            return fail(Failure::InvalidInput {
-                field: "all_pages".into(),
-                message: format!("`{}` is not paginated (it has no page_cursor)", tool.name()),
-            });
+            return fail(
+                Failure::InvalidInput {
+                    field: "all_pages".into(),
+                    message: format!("`{}` is not paginated (it has no page_cursor)", tool.name()),
+                },
+                vec![],
+            );
         }
         let mut args = match args {
             Value::Object(m) => m.clone(),
             Value::Null => Default::default(),
             _ => {
-                return fail(Failure::InvalidInput {
-                    field: "arguments".into(),
-                    message: "must be a JSON object".into(),
-                })
+                return fail(
+                    Failure::InvalidInput {
+                        field: "arguments".into(),
+                        message: "must be a JSON object".into(),
+                    },
+                    vec![],
+                )
             }
         };
         let (mut data, mut included, mut seen) =
             (Vec::new(), Vec::new(), std::collections::HashSet::new());
-        let (mut pages, mut responses) = (0, Vec::new());
+        let (mut pages, mut responses) = (0usize, Vec::new());
+        let mut cursors: std::collections::HashSet<String> = args
+            .get("page_cursor")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .into_iter()
+            .collect();
         let cursor = loop {
             let out = self
                 .call(name, &Value::Object(args.clone()).to_string())
@@ -676,18 +709,44 @@ impl Harness {
                     included.push(inc.clone());
                 }
             }
-            let cursor = klaviyo_catalog::response::next_cursor(&body);
-            progress(pages, data.len().min(max_items));
-            match cursor {
-                Some(c) if data.len() < max_items => {
+            progress(pages, data.len());
+            let stop = |why: String, responses| {
+                fail(
+                    Failure::Transport {
+                        message: format!(
+                            "{why}; stopped after {pages} page(s) and {} item(s) to avoid a loop",
+                            data.len()
+                        ),
+                    },
+                    responses,
+                )
+            };
+            match next_page(&body) {
+                NextPage::Last => break None,
+                NextPage::NoCursor(link) => {
+                    return stop(format!("page {pages} links to a next page ({link}) without a page cursor to follow"), responses)
+                }
+                NextPage::Cursor(c) if !cursors.insert(c.clone()) => {
+                    return stop(format!("the server returned a cursor it had returned before (page {pages})"), responses)
+                }
+                NextPage::Cursor(c) if data.len() >= max_items => break Some(c),
+                NextPage::Cursor(c) => {
                     args.insert("page_cursor".into(), Value::String(c));
                 }
-                rest => break rest,
             }
         };
-        let truncated = data.len() > max_items || (cursor.is_some() && data.len() >= max_items);
-        data.truncate(max_items);
-        let mut doc = json!({"data": data, "meta": {"pages": pages, "items": data.len(), "truncated": truncated}, "next_cursor": cursor});
+        let truncated = cursor.is_some();
+        let mut doc = json!({
+            "data": data,
+            "meta": {"pages": pages, "items": data.len(), "max_items": max_items, "truncated": truncated},
+            "next_cursor": cursor,
+        });
+        if truncated {
+            doc["meta"]["note"] = json!(format!(
+                "stopped at the end of page {pages} with {} items (max_items {max_items}): pass page_cursor=next_cursor to resume; nothing is skipped",
+                data.len()
+            ));
+        }
         if !included.is_empty() {
             doc["included"] = Value::Array(included);
         }
@@ -730,7 +789,9 @@ fn outcome(r: Result<(Result<String, Failure>, CallLog)>) -> CallOutcome {
             responses: log.responses,
         },
         Err(e) => CallOutcome {
-            result: Err(Failure::Transport(format!("the component failed: {e:#}"))),
+            result: Err(Failure::Transport {
+                message: format!("the component failed: {e:#}"),
+            }),
             dry_runs: vec![],
             responses: vec![],
         },
@@ -790,12 +851,12 @@ fn failure_from_wit(e: wit_types::ApiError) -> Failure {
             field: i.field,
             message: i.message,
         },
-        E::Denied(m) => Failure::Denied(m),
-        E::NotConfigured(m) => Failure::NotConfigured(m),
-        E::UnknownTool(m) => Failure::UnknownTool(m),
-        E::Transport(m) => Failure::Transport(m),
-        E::Timeout(m) => Failure::Timeout(m),
-        E::OutcomeUnknown(m) => Failure::OutcomeUnknown(m),
+        E::Denied(m) => Failure::Denied { message: m },
+        E::NotConfigured(m) => Failure::NotConfigured { message: m },
+        E::UnknownTool(m) => Failure::UnknownTool { message: m },
+        E::Transport(m) => Failure::Transport { message: m },
+        E::Timeout(m) => Failure::Timeout { message: m },
+        E::OutcomeUnknown(m) => Failure::OutcomeUnknown { message: m },
     }
 }
 
@@ -876,20 +937,20 @@ fn result_from_val(v: Val) -> Result<String, Failure> {
                         hint: opt(field(&rec, "hint")),
                         body: opt(field(&rec, "body")),
                     },
-                    "denied" => Failure::Denied(s),
-                    "not-configured" => Failure::NotConfigured(s),
-                    "unknown-tool" => Failure::UnknownTool(s),
-                    "timeout" => Failure::Timeout(s),
-                    "outcome-unknown" => Failure::OutcomeUnknown(s),
-                    _ => Failure::Transport(s),
+                    "denied" => Failure::Denied { message: s },
+                    "not-configured" => Failure::NotConfigured { message: s },
+                    "unknown-tool" => Failure::UnknownTool { message: s },
+                    "timeout" => Failure::Timeout { message: s },
+                    "outcome-unknown" => Failure::OutcomeUnknown { message: s },
+                    _ => Failure::Transport { message: s },
                 })
             }
-            other => Err(Failure::Transport(format!(
-                "unexpected error value {other:?}"
-            ))),
+            other => Err(Failure::Transport {
+                message: format!("unexpected error value {other:?}"),
+            }),
         },
-        other => Err(Failure::Transport(format!(
-            "unexpected result value {other:?}"
-        ))),
+        other => Err(Failure::Transport {
+            message: format!("unexpected result value {other:?}"),
+        }),
     }
 }

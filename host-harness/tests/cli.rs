@@ -15,6 +15,18 @@ fn dir() -> TempDir {
     temp_dir("kc-cli")
 }
 
+/// A private state directory for this test process.
+fn state_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kc-cli-state-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    d
+}
+
 /// Sets a clean environment: no key unless given, base URL of the test server.
 fn clean_env(c: &mut Command, base_url: Option<&str>, key: Option<&str>) {
     for var in [
@@ -25,10 +37,18 @@ fn clean_env(c: &mut Command, base_url: Option<&str>, key: Option<&str>) {
         "KLAVIYO_COMPANY_ID",
         "KLAVIYO_CONFIG",
         "KLAVIYO_REVISION",
+        "KLAVIYO_COMPONENT",
+        "KLAVIYO_CACHE_DIR",
+        "KLAVIYO_STATE_DIR",
+        "KLAVIYO_MCP_TOKENS",
+        "XDG_CACHE_HOME",
+        "XDG_STATE_HOME",
     ] {
         c.env_remove(var);
     }
     c.env("HOME", std::env::temp_dir().join("kc-cli-home"));
+    // Pacing state of this test run only: daily counts must not pile up across runs.
+    c.env("KLAVIYO_STATE_DIR", state_dir());
     if let Some(u) = base_url {
         c.env("KLAVIYO_BASE_URL", u);
     }
@@ -116,7 +136,7 @@ fn exit_codes_for_scripts() {
             vec!["call", "get_profilez"],
             Some(FAKE_KEY),
             2,
-            "no tool is named",
+            "did you mean `get_profile`, `get_profiles`?",
         ),
         (
             vec!["call", "get_lists", "--args", "{oops"],
@@ -124,7 +144,9 @@ fn exit_codes_for_scripts() {
             2,
             "not valid JSON",
         ),
-        (vec!["call", "get_list", "id=5"], Some(FAKE_KEY), 2, "`id`"),
+        // A number where the schema wants a string is taken as text.
+        (vec!["call", "get_image", "id=7"], Some(FAKE_KEY), 0, ""),
+        (vec!["call", "get_list", "id="], Some(FAKE_KEY), 2, "`id`"),
         (
             vec!["call", "get_list"],
             Some(FAKE_KEY),
@@ -135,7 +157,7 @@ fn exit_codes_for_scripts() {
             vec!["call", "get_list", "nokeyvalue"],
             Some(FAKE_KEY),
             2,
-            "KEY=VALUE",
+            "did you mean `id=nokeyvalue`?",
         ),
         (
             vec!["call", "create_list", "body={\"name\":\"x\"}"],
@@ -159,9 +181,12 @@ fn exit_codes_for_scripts() {
             "{args:?}: `{needle}` not in {out}{err}"
         );
     }
-    // Only the two valid reads with a key reached the server.
+    // Only the three valid reads with a key reached the server.
     let paths: Vec<String> = server.requests().iter().map(|r| r.target.clone()).collect();
-    assert_eq!(paths, vec!["/api/lists", "/api/lists/missing"]);
+    assert_eq!(
+        paths,
+        vec!["/api/lists", "/api/images/7", "/api/lists/missing"]
+    );
 }
 
 #[test]
@@ -280,15 +305,19 @@ fn tools_describe_scopes_and_check() {
     let (code, out, _) = run(cmd(None, None).args(["describe", "add-profiles-to-list"]));
     assert_eq!(code, 0);
     assert!(
-        out.contains("lists:write") && out.contains("10/s burst") && out.contains("\"body\""),
+        out.contains("lists:write") && out.contains("10/s burst") && out.contains("body* object"),
         "{out}"
+    );
+    assert!(
+        !out.contains("\\n"),
+        "no literal \\n in what people read: {out}"
     );
     let (code, _, err) = run(cmd(None, None).args(["describe", "nope_tool"]));
     assert_eq!(code, 2, "{err}");
     let (code, out, _) = run(cmd(None, None).args(["--json", "scopes"]));
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
-    let scopes: Vec<&str> = v["scopes"]
+    let scopes: Vec<&str> = v["result"]["scopes"]
         .as_array()
         .unwrap()
         .iter()
@@ -339,4 +368,627 @@ fn a_key_file_readable_by_others_is_refused() {
         server.requests()[0].header("authorization"),
         Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str())
     );
+}
+
+/// A server that pages 30 profiles by `page[size]` and `page[cursor]` (`c<offset>`).
+fn paging_server() -> Server {
+    Server::start(|r| {
+        let q = r.query().to_string();
+        let param = |k: &str| {
+            q.split('&')
+                .find_map(|p| p.strip_prefix(k))
+                .map(|v| v.to_string())
+        };
+        let size: usize = param("page%5Bsize%5D=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let from: usize = param("page%5Bcursor%5D=c")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let items: Vec<String> = (from..(from + size).min(30))
+            .map(|i| format!(r#"{{"type":"profile","id":"P{}"}}"#, i + 1))
+            .collect();
+        let next = if from + size < 30 {
+            format!(
+                r#""{}/api/profiles?page%5Bcursor%5D=c{}&page%5Bsize%5D={size}""#,
+                "https://a.klaviyo.com",
+                from + size
+            )
+        } else {
+            "null".into()
+        };
+        Reply::json(
+            200,
+            &format!(
+                r#"{{"data":[{}],"links":{{"next":{next}}}}}"#,
+                items.join(",")
+            ),
+        )
+    })
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn all_pages_stops_at_a_page_boundary_and_resumes_exactly() {
+    let server = paging_server();
+    let (code, out, err) = run(cmd(Some(&server.url), Some(FAKE_KEY)).args([
+        "--json",
+        "call",
+        "get_profiles",
+        "page_size=5",
+        "--all-pages",
+        "--max-items",
+        "12",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let first = ids(&v["result"]);
+    assert_eq!(
+        first.len(),
+        15,
+        "the whole third page, not 12 of it: {first:?}"
+    );
+    assert_eq!(v["result"]["meta"]["truncated"], true);
+    assert!(v["result"]["meta"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("nothing is skipped"));
+    let cursor = v["result"]["next_cursor"].as_str().unwrap().to_string();
+    let (code, out, err) = run(cmd(Some(&server.url), Some(FAKE_KEY))
+        .args([
+            "--json",
+            "call",
+            "get_profiles",
+            "page_size=5",
+            "--all-pages",
+        ])
+        .arg(format!("page_cursor={cursor}")));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let rest = ids(&v["result"]);
+    assert_eq!(v["result"]["meta"]["truncated"], false);
+    assert!(v["result"]["next_cursor"].is_null());
+    let all: Vec<String> = first.into_iter().chain(rest).collect();
+    let want: Vec<String> = (1..=30).map(|i| format!("P{i}")).collect();
+    assert_eq!(all, want, "every record once, in order");
+}
+
+#[test]
+fn all_pages_refuses_to_loop_or_to_end_silently() {
+    // The same cursor again and again.
+    let same = Server::start(|_| {
+        Reply::json(
+            200,
+            r#"{"data":[{"type":"profile","id":"P1"}],"links":{"next":"https://a.klaviyo.com/api/profiles?page%5Bcursor%5D=again"}}"#,
+        )
+    });
+    let (code, _, err) =
+        run(cmd(Some(&same.url), Some(FAKE_KEY)).args(["call", "get_profiles", "--all-pages"]));
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains("returned before") && err.contains("to avoid a loop"),
+        "{err}"
+    );
+    assert!(
+        same.requests().len() <= 3,
+        "stopped at once: {}",
+        same.requests().len()
+    );
+    // A next link without a cursor: there is more, and no way to get it — say so.
+    let odd = Server::start(|_| {
+        Reply::json(
+            200,
+            r#"{"data":[{"type":"profile","id":"P1"}],"links":{"next":"https://a.klaviyo.com/api/profiles?offset=5"}}"#,
+        )
+    });
+    let (code, _, err) =
+        run(cmd(Some(&odd.url), Some(FAKE_KEY)).args(["call", "get_profiles", "--all-pages"]));
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("without a page cursor"), "{err}");
+}
+
+#[test]
+fn arguments_as_people_type_them() {
+    let server = Server::ok();
+    let url = server.url.clone();
+    // Lists from commas, numbers as the schema wants them.
+    let (code, _, err) = run(cmd(Some(&url), Some(FAKE_KEY)).args([
+        "call",
+        "get_profiles",
+        "fields_profile=email,first_name",
+        "page_size=5",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        server.requests()[0].target,
+        "/api/profiles?fields%5Bprofile%5D=email,first_name&page%5Bsize%5D=5"
+    );
+    // Every problem at once, each with its field; nothing sent.
+    let (code, out, _) = run(cmd(Some(&url), Some(FAKE_KEY)).args([
+        "--json",
+        "call",
+        "get_profiles",
+        "page_size=500",
+        "sort=bogus",
+        "page_sise=1",
+    ]));
+    assert_eq!(code, 2);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let fields: Vec<&str> = v["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["page_sise"], "unknown names first: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `page_size`"),
+        "{v}"
+    );
+    let (code, _, err) = run(cmd(Some(&url), Some(FAKE_KEY)).args([
+        "call",
+        "get_profiles",
+        "page_size=500",
+        "sort=bogus",
+    ]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`page_size`") && err.contains("`sort`"),
+        "both at once: {err}"
+    );
+    // Where an argument belongs, and the nearest action name.
+    let (_, _, err) =
+        run(cmd(Some(&url), Some(FAKE_KEY)).args(["call", "create_coupon_code", "coupon_id=C1"]));
+    assert!(
+        err.contains("body.data.relationships.coupon.data.id"),
+        "{err}"
+    );
+    let (code, _, err) = run(cmd(Some(&url), Some(FAKE_KEY)).args(["call", "get_profils"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("did you mean `get_profile`, `get_profiles`?"),
+        "{err}"
+    );
+    // Duplicates are an error, not last-wins.
+    let (code, _, err) =
+        run(cmd(Some(&url), Some(FAKE_KEY)).args(["call", "get_list", "id=A", "id=B"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("given twice"), "{err}");
+    // --args @- reads standard input.
+    let mut c = cmd(Some(&url), Some(FAKE_KEY));
+    c.args(["call", "get_list", "--args", "@-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"id": "FromStdin"}"#)
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        server.requests().last().unwrap().target,
+        "/api/lists/FromStdin"
+    );
+    assert_eq!(server.requests().len(), 2, "nothing else was sent");
+    // An image from a file, shown as the host parsed the multipart body.
+    let d = dir();
+    let logo = d.0.join("logo.gif");
+    std::fs::write(&logo, b"GIF89a\x01\x00\x01\x00").unwrap();
+    let (code, out, err) = run(cmd(None, None)
+        .args(["call", "upload_image_from_file", "--dry-run", "name=Logo"])
+        .arg(format!("file=@{}", logo.display())));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"multipart\"")
+            && out.contains("\"name\": \"file\"")
+            && out.contains("\"bytes\": 10"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_output_is_one_envelope_with_the_http_status_and_request_id() {
+    let server = Server::start(|r| {
+        if r.path() == "/api/lists/missing" {
+            Reply::json(
+                404,
+                r#"{"errors":[{"code":"not_found","title":"Not found","detail":"no such list"}]}"#,
+            )
+            .with_header("x-klaviyo-req-id", "req-404")
+        } else {
+            Reply::json(200, r#"{"data":[]}"#).with_header("x-klaviyo-req-id", "req-200")
+        }
+    });
+    let (code, out, _) =
+        run(cmd(Some(&server.url), Some(FAKE_KEY)).args(["--json", "call", "get_lists"]));
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            v["ok"].clone(),
+            v["http"]["status"].clone(),
+            v["http"]["request_id"].clone()
+        ),
+        (json!(true), json!(200), json!("req-200"))
+    );
+    let (code, out, _) = run(cmd(Some(&server.url), Some(FAKE_KEY)).args([
+        "--json",
+        "call",
+        "get_list",
+        "id=missing",
+    ]));
+    assert_eq!(code, 5);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(
+        (v["error"]["kind"].clone(), v["error"]["status"].clone()),
+        (json!("http"), json!(404))
+    );
+    assert_eq!(v["http"]["request_id"], "req-404");
+    // `tools --json` is the same envelope; the footer goes to stderr in text mode.
+    let (_, out, _) = run(cmd(None, None).args(["--json", "tools", "--tag", "lists"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["ok"] == true
+            && v["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "get_lists")
+    );
+    let (_, out, err) = run(cmd(None, None).args(["tools"]));
+    assert!(
+        !out.contains("of 351 tools") && err.contains("351 of 351 tools"),
+        "{err}"
+    );
+}
+
+use serde_json::json;
+
+#[test]
+fn a_copied_binary_runs_its_built_in_component() {
+    let d = dir();
+    let bin = d.0.join("klaviyo-harness");
+    std::fs::copy(BIN, &bin).unwrap();
+    let mut c = Command::new(&bin);
+    clean_env(&mut c, None, None);
+    let (code, out, err) = run(c.args(["call", "get_lists", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GET https://a.klaviyo.com/api/lists"), "{out}");
+    let mut c = Command::new(&bin);
+    clean_env(&mut c, None, None);
+    let (code, _, err) = run(c.args([
+        "call",
+        "get_lists",
+        "--dry-run",
+        "--component",
+        "/nonexistent/klaviyo_connector.wasm",
+    ]));
+    assert_eq!(code, 4, "a missing component is not configured: {err}");
+    assert!(
+        err.contains("--component") && err.contains("KLAVIYO_COMPONENT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_shows_the_setup_and_warns_about_the_policy_and_revision() {
+    let server = Server::start(|r| {
+        if r.path() == "/api/accounts" {
+            Reply::json(
+                403,
+                r#"{"errors":[{"code":"permission_denied","title":"no","detail":"missing scope"}]}"#,
+            )
+        } else {
+            Reply::json(200, r#"{"data":[]}"#)
+        }
+    });
+    let d = dir();
+    let _policy = write(&d.0, "policy.toml", "[defaults]\nwrite = \"allow\"\n[[rules]]\ntools = \"*_list\"\ndecision = \"allow\"\n[[rules]]\ntools = \"get_accounts\"\ndecision = \"deny\"\n");
+    let config = write(
+        &d.0,
+        "config.toml",
+        &format!(
+            "policy = \"policy.toml\"\naudit_log = \"audit.jsonl\"\nrevision = \"2024-02-15\"\n"
+        ),
+    );
+    let (code, out, _) = run(cmd(Some(&server.url), Some(FAKE_KEY))
+        .args(["--json", "check", "--config"])
+        .arg(&config));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["config_file"], json!(config.display().to_string()));
+    assert!(
+        v["component"].as_str().unwrap().starts_with("built in"),
+        "{v}"
+    );
+    assert_eq!(
+        v["audit_log"],
+        json!(d.0.join("audit.jsonl").display().to_string())
+    );
+    assert!(v["cache_dir"].is_string());
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("delete_list") && warnings.contains("does not apply"),
+        "the floor holds a glob: {warnings}"
+    );
+    assert!(warnings.contains("retired"), "{warnings}");
+    assert_eq!(v["revision"]["status"], "retired");
+    assert_eq!(code, 4, "a retired revision is not a working setup");
+    // The key was checked with a read the policy allows (get_accounts is denied here).
+    assert!(v["detail"].as_str().unwrap().contains("get_lists"), "{v}");
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.path() != "/api/accounts"));
+    // A key without accounts:read is still a working key.
+    let (code, out, _) = run(cmd(Some(&server.url), Some(FAKE_KEY)).args(["--json", "check"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("lacks the scope"),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_first_compile_says_so_on_a_terminal() {
+    let d = dir();
+    let line = format!("{BIN} call get_lists --dry-run");
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]);
+    clean_env(&mut c, None, None);
+    c.env("KLAVIYO_CACHE_DIR", d.0.join("fresh-cache"));
+    let (code, out, _) = run(&mut c);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Compiling the component for this machine"),
+        "{out}"
+    );
+    // Cached now: no notice.
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]);
+    clean_env(&mut c, None, None);
+    c.env("KLAVIYO_CACHE_DIR", d.0.join("fresh-cache"));
+    let (_, out, _) = run(&mut c);
+    assert!(!out.contains("Compiling"), "{out}");
+}
+
+#[test]
+fn describe_is_compact_for_people_and_the_schema_is_on_request() {
+    let (code, out, _) = run(cmd(None, None).args(["describe", "create_flow"]));
+    assert_eq!(code, 0);
+    assert!(out.len() < 8 * 1024, "{} bytes", out.len());
+    assert!(
+        out.contains("Example:") && out.contains("--path") && !out.contains("\\n"),
+        "{out}"
+    );
+    let (code, out, _) = run(cmd(None, None).args(["describe", "create_flow", "--schema"]));
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["$defs"].is_object() && out.len() > 100_000,
+        "the full schema"
+    );
+    let (code, _, err) = run(cmd(None, None).args([
+        "describe",
+        "create_flow",
+        "--path",
+        "body.data.attributes.nope",
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("valid keys"), "{err}");
+}
+
+#[test]
+fn settings_that_would_leak_or_mislead_are_refused_up_front() {
+    // Plain http to another machine: refused, dry runs too.
+    let (code, _, err) =
+        run(cmd(Some("http://a.klaviyo.com"), None).args(["call", "get_lists", "--dry-run"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("clear text"), "{err}");
+    // A policy rule that matches nothing: refused, with the nearest names.
+    let d = dir();
+    let policy = write(
+        &d.0,
+        "p.toml",
+        "[[rules]]\ntools = \"send-campain\"\ndecision = \"deny\"\n",
+    );
+    let (code, _, err) = run(cmd(None, None)
+        .args(["call", "get_lists", "--dry-run", "--policy"])
+        .arg(&policy));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("matches no action") && err.contains("send_campaign"),
+        "{err}"
+    );
+    // Unknown config keys are refused, naming them.
+    let config = write(&d.0, "c.toml", "base_ulr = \"https://a.klaviyo.com\"\n");
+    let (code, _, err) = run(cmd(None, None).args(["check", "--config"]).arg(&config));
+    assert_eq!(code, 2);
+    assert!(err.contains("base_ulr"), "{err}");
+}
+
+#[test]
+fn a_planted_precompiled_artifact_is_never_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::ok();
+    let d = dir();
+    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (cache, other) = (d.0.join("cache"), d.0.join("other"));
+    let hostile =
+        klaviyo_harness::runtime::default_component_path().with_file_name("hostile_guest.wasm");
+    let run_with = |cache: &Path, extra: &[&str]| {
+        let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
+        c.env("KLAVIYO_CACHE_DIR", cache)
+            .args(["call", "get_lists"])
+            .args(extra);
+        run(&mut c)
+    };
+    // The connector's artifact, and the hostile guest's under another cache.
+    assert_eq!(run_with(&cache, &[]).0, 0);
+    let (code, _, _) = run_with(&other, &["--component", hostile.to_str().unwrap()]);
+    assert_eq!(code, 2, "the hostile guest knows no get_lists");
+    let art = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .unwrap()
+    };
+    let target = art(&cache);
+    // Plant the hostile artifact under the connector's name, writable by others: ignored.
+    std::fs::copy(art(&other), &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = server.requests().len();
+    let (code, _, err) = run_with(&cache, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ignoring the cached artifact"), "{err}");
+    assert_eq!(
+        server.requests().len(),
+        before + 1,
+        "the real component ran"
+    );
+    // Positive control: the same artifact as a private file of ours is trusted (and would have
+    // been run): the test can tell.
+    std::fs::copy(art(&other), &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, _) = run_with(&cache, &[]);
+    assert_eq!(
+        code, 2,
+        "the planted (hostile) code ran: the check above is what stopped it"
+    );
+    // A cache directory others can write to is not used at all.
+    let open = d.0.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run_with(&open, &[]);
+    assert_eq!(code, 0);
+    assert!(err.contains("not using the precompiled cache"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&open).unwrap().count(),
+        0,
+        "nothing written there"
+    );
+    // Without any cache location: no cache, and never a shared temp dir.
+    let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
+    c.env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("KLAVIYO_CACHE_DIR")
+        .args(["call", "get_lists"]);
+    let (code, _, err) = run(&mut c);
+    assert_eq!(code, 0);
+    assert!(err.contains("no cache directory is known"), "{err}");
+}
+
+/// Agents often run the CLI once per action: separate processes must draw on one pacing budget
+/// per account (the state directory) instead of each starting afresh. Eight processes started
+/// at once for an action limited to 1/s (15 a day) reach the server about a second apart, and a
+/// second batch of eight continues the day's count: seven more are sent, the eighth is refused.
+#[test]
+fn separate_processes_share_one_pacing_budget_and_daily_cap() {
+    use std::os::unix::fs::DirBuilderExt;
+    let tool = klaviyo_catalog::tools::Tool::resolve("create_custom_metric").unwrap();
+    let limit = tool.rate_limit();
+    assert_eq!(
+        (limit.burst_per_second, limit.steady_per_minute, limit.daily),
+        (1, 15, Some(15))
+    );
+    let args = klaviyo_catalog::example::example_args(tool, false).to_string();
+    let server = Server::start(|_| {
+        Reply::json(
+            201,
+            r#"{"data":{"type":"custom-metric","id":"CM1","attributes":{"name":"x"}}}"#,
+        )
+    });
+    let d = dir();
+    let state = d.0.join("state");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&state)
+        .unwrap();
+    let policy = write(
+        &d.0,
+        "policy.toml",
+        "[[rules]]\ntools = \"create_custom_metric\"\ndecision = \"allow\"\n",
+    );
+    let call = || {
+        let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
+        c.env("KLAVIYO_STATE_DIR", &state)
+            .env("KLAVIYO_POLICY", &policy)
+            .args(["call", "create_custom_metric", "--args", &args]);
+        c
+    };
+    // Compile the component into the cache first, so that the processes start together.
+    let (code, out, err) = run(call().arg("--dry-run"));
+    assert_eq!(code, 0, "{out}{err}");
+    let batch = || {
+        std::thread::scope(|s| {
+            let procs: Vec<_> = (0..8).map(|_| s.spawn(|| run(&mut call()))).collect();
+            procs
+                .into_iter()
+                .map(|p| p.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    // Arrival times one second apart, allowing for latency on a busy machine (the pacer spaces
+    // sends 1.03 s apart; unshared, all eight would arrive within a fraction of a second).
+    let assert_paced = |n: usize| {
+        let mut times = server.times();
+        times.sort();
+        assert_eq!(times.len(), n);
+        for w in times.windows(2) {
+            assert!(
+                w[1] - w[0] >= std::time::Duration::from_millis(900),
+                "two requests within {:?}: {:?}",
+                w[1] - w[0],
+                times.iter().map(|t| *t - times[0]).collect::<Vec<_>>()
+            );
+        }
+    };
+    let first = batch();
+    for (code, out, err) in &first {
+        assert_eq!(*code, 0, "{out}{err}");
+    }
+    assert_paced(8);
+    let times = server.times();
+    let span = *times.iter().max().unwrap() - *times.iter().min().unwrap();
+    assert!(
+        span >= std::time::Duration::from_secs(7),
+        "8 requests at 1/s: {span:?}"
+    );
+    // A second batch: the day's count goes on from 8, so only 7 more fit under 15.
+    let second = batch();
+    let refused: Vec<_> = second.iter().filter(|(code, ..)| *code != 0).collect();
+    assert_eq!(refused.len(), 1, "{second:?}");
+    let (code, out, err) = refused[0];
+    assert_eq!(*code, 6, "throttled: {out}{err}");
+    assert!(
+        format!("{out}{err}").contains("daily limit of 15"),
+        "{out}{err}"
+    );
+    assert_paced(15);
 }

@@ -240,7 +240,7 @@ fn writes_are_denied_in_read_only_mode_before_any_byte_is_sent() {
     ] {
         let out = rt.block_on(e.harness.call(tool, &args.to_string()));
         match out.result {
-            Err(Failure::Denied(m)) => assert!(
+            Err(Failure::Denied { message: m }) => assert!(
                 m.contains("decision = \"allow\""),
                 "says how to allow it: {m}"
             ),
@@ -304,7 +304,7 @@ fn deny_wins_over_allow() {
             .call("create_list", &json!({"body": {"name": "x"}}).to_string()),
     );
     assert!(
-        matches!(out.result, Err(Failure::Denied(_))),
+        matches!(out.result, Err(Failure::Denied { .. })),
         "{:?}",
         out.result
     );
@@ -321,7 +321,7 @@ fn ask_without_a_way_to_ask_is_refused() {
             .call("create_list", &json!({"body": {"name": "x"}}).to_string()),
     );
     match out.result {
-        Err(Failure::Denied(m)) => assert!(
+        Err(Failure::Denied { message: m }) => assert!(
             m.contains("needs confirmation") && m.contains("tools = \"create_list\""),
             "{m}"
         ),
@@ -605,7 +605,7 @@ fn no_key_is_a_not_configured_error() {
     let h = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
     let out = rt().block_on(h.call("get_lists", "{}"));
     assert!(
-        matches!(out.result, Err(Failure::NotConfigured(_))),
+        matches!(out.result, Err(Failure::NotConfigured { .. })),
         "{:?}",
         out.result
     );
@@ -639,7 +639,9 @@ fn bad_input_is_refused_before_sending() {
         let out = rt.block_on(e.harness.call(tool, args));
         match out.result {
             Err(Failure::InvalidInput { field: f, .. }) => assert_eq!(f, field, "{tool} {args}"),
-            Err(Failure::UnknownTool(m)) => assert!(field == "unknown" && m.contains(tool), "{m}"),
+            Err(Failure::UnknownTool { message: m }) => {
+                assert!(field == "unknown" && m.contains(tool), "{m}")
+            }
             other => panic!("{tool} {args}: {other:?}"),
         }
     }
@@ -709,7 +711,7 @@ fn the_component_exports_every_action_and_imports_only_allowed_interfaces() {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
     let engine = wasmtime::Engine::new(&config).unwrap();
-    let c = klaviyo_harness::runtime::load_component(&engine, &component()).unwrap();
+    let c = klaviyo_harness::runtime::load_component(&engine, &component(), None).unwrap();
     check_imports(&engine, &c).unwrap();
     let ty = c.component_type();
     let imports: Vec<String> = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
@@ -842,7 +844,7 @@ fn precompiled_component_is_cached_by_content_hash() {
     let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
     let server = Server::ok();
     let _first = env(&server, Policy::read_only());
-    let cached: Vec<_> = std::fs::read_dir(klaviyo_harness::runtime::cache_dir().unwrap())
+    let cached: Vec<_> = std::fs::read_dir(Settings::new(&server.url).unwrap().cache_dir.unwrap())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {

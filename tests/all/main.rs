@@ -2,6 +2,7 @@
 //! the real component (and a hostile one) in the real harness, against local HTTP servers.
 //!
 //! - `e2e`: exact requests, policy, audit, key hygiene, typed exports, import checks;
+//! - `edge`: the HTTP build serving MCP itself, hosted as `wasmtime serve` hosts it;
 //! - `sandbox`: a hostile guest is contained (egress, policy, memory, time, cache);
 //! - `resilience`: pacing, retries that never duplicate a write, pagination, timeouts, caps.
 
@@ -9,5 +10,6 @@
 mod support;
 
 mod e2e;
+mod edge;
 mod resilience;
 mod sandbox;

@@ -176,7 +176,7 @@ fn a_write_answered_504_is_sent_once_and_may_have_happened() {
     let h = harness(&server, |_| {});
     let out = rt().block_on(h.call("create_list", r#"{"body":{"name":"VIP"}}"#));
     match out.result {
-        Err(Failure::OutcomeUnknown(m)) => assert!(
+        Err(Failure::OutcomeUnknown { message: m }) => assert!(
             m.contains("may or may not") && m.contains("get_lists"),
             "{m}"
         ),
@@ -204,7 +204,7 @@ fn a_write_whose_connection_drops_after_sending_is_sent_once() {
     let h = harness(&server, |s| s.max_retries = 2);
     let out = rt().block_on(h.call("create_list", r#"{"body":{"name":"VIP"}}"#));
     match out.result {
-        Err(Failure::OutcomeUnknown(m)) => {
+        Err(Failure::OutcomeUnknown { message: m }) => {
             assert!(m.contains("not retried") && m.contains("get_lists"), "{m}")
         }
         other => panic!("{other:?}"),
@@ -212,7 +212,7 @@ fn a_write_whose_connection_drops_after_sending_is_sent_once() {
     assert_eq!(server.requests().len(), 1);
     let out = rt().block_on(h.call("get_lists", "{}"));
     assert!(
-        matches!(out.result, Err(Failure::Transport(_))),
+        matches!(out.result, Err(Failure::Transport { .. })),
         "{:?}",
         out.result
     );
@@ -230,7 +230,7 @@ fn a_hung_server_gives_a_timeout_within_the_bound() {
     let began = Instant::now();
     let out = rt().block_on(h.call("get_lists", "{}"));
     assert!(
-        matches!(out.result, Err(Failure::Timeout(ref m)) if m.contains("no answer within")),
+        matches!(out.result, Err(Failure::Timeout { message: ref m }) if m.contains("no answer within")),
         "{:?}",
         out.result
     );
@@ -241,7 +241,7 @@ fn a_hung_server_gives_a_timeout_within_the_bound() {
     );
     let out = rt().block_on(h.call("create_list", r#"{"body":{"name":"VIP"}}"#));
     assert!(
-        matches!(out.result, Err(Failure::OutcomeUnknown(_))),
+        matches!(out.result, Err(Failure::OutcomeUnknown { .. })),
         "a write that timed out may have happened: {:?}",
         out.result
     );
@@ -257,7 +257,7 @@ fn a_trickling_body_ends_at_the_call_deadline() {
     let began = Instant::now();
     let out = rt().block_on(h.call("get_lists", "{}"));
     assert!(
-        matches!(out.result, Err(Failure::Timeout(ref m)) if m.contains("complete answer")),
+        matches!(out.result, Err(Failure::Timeout { message: ref m }) if m.contains("complete answer")),
         "{:?}",
         out.result
     );
@@ -275,7 +275,7 @@ fn an_oversized_body_is_refused_clearly() {
     let h = harness(&server, |s| s.max_response_bytes = 1 << 20);
     let out = rt().block_on(h.call("get_lists", "{}"));
     assert!(
-        matches!(out.result, Err(Failure::Transport(ref m)) if m.contains("larger than the 1048576-byte limit")),
+        matches!(out.result, Err(Failure::Transport { message: ref m }) if m.contains("larger than the 1048576-byte limit")),
         "{:?}",
         out.result
     );
@@ -300,7 +300,7 @@ fn hostile_response_bodies_give_clear_errors() {
         let h = harness(&server, |_| {});
         let out = rt().block_on(h.call("get_lists", "{}"));
         assert!(
-            matches!(out.result, Err(Failure::Transport(ref m)) if m.contains(needle)),
+            matches!(out.result, Err(Failure::Transport { message: ref m }) if m.contains(needle)),
             "{needle}: {:?}",
             out.result
         );
@@ -361,11 +361,12 @@ fn pagination_walks_every_page_and_the_cap_holds() {
             "/api/profiles?page%5Bcursor%5D=c%3D3&page%5Bsize%5D=2",
         ]
     );
-    // The cap: 3 items stop the walk after page 2, with where to resume.
+    // The cap: 3 items stop the walk at the end of page 2 (its 4 items: nothing is skipped),
+    // with where to resume.
     let out =
         rt.block_on(h.call_all_pages("get_profiles", &json!({"page_size": 2}), 3, &|_, _| {}));
     let doc: Value = serde_json::from_str(&out.result.unwrap()).unwrap();
-    assert_eq!(doc["data"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["data"].as_array().unwrap().len(), 4);
     assert_eq!(doc["meta"]["truncated"], true);
     assert_eq!(doc["next_cursor"], "c=3");
     // A tool without pages says so.

@@ -76,7 +76,7 @@ fn a_spinning_guest_is_stopped_by_the_deadline() {
     let out = rt().block_on(h.call("spin", "{}"));
     let took = started.elapsed();
     assert!(
-        matches!(out.result, Err(Failure::Transport(ref m)) if m.contains("component failed")),
+        matches!(out.result, Err(Failure::Transport { message: ref m }) if m.contains("component failed")),
         "{:?}",
         out.result
     );
@@ -86,7 +86,7 @@ fn a_spinning_guest_is_stopped_by_the_deadline() {
     );
     // The harness is still usable afterwards.
     let out = rt().block_on(h.call("nothing", "{}"));
-    assert!(matches!(out.result, Err(Failure::UnknownTool(_))));
+    assert!(matches!(out.result, Err(Failure::UnknownTool { .. })));
 }
 
 /// Red-team break 6: on the one-thread runtime the CLI and MCP server use, a spinning guest
@@ -123,7 +123,7 @@ fn a_spinning_guest_does_not_hold_up_other_calls() {
         );
         let (spin_done, spun) = spinner.await.unwrap();
         assert!(
-            matches!(spun.result, Err(Failure::Transport(ref m)) if m.contains("component failed")),
+            matches!(spun.result, Err(Failure::Transport { message: ref m }) if m.contains("component failed")),
             "{:?}",
             spun.result
         );
@@ -145,7 +145,7 @@ fn a_memory_hog_is_stopped_by_the_limit() {
     let h = hostile(&server, |s| s.memory_limit = 32 << 20);
     let out = rt().block_on(h.call("grow", "{}"));
     assert!(
-        matches!(out.result, Err(Failure::Transport(ref m)) if m.contains("component failed")),
+        matches!(out.result, Err(Failure::Transport { message: ref m }) if m.contains("component failed")),
         "{:?}",
         out.result
     );

@@ -1741,7 +1741,7 @@ fn render_compact(out: &mut String, tool: Tool, v: &Value) {
         out,
         "More:",
         2,
-        "describe with path=<argument or dotted path> for one part (all values, the fields inside), or full=true for the whole JSON Schema.",
+        &format!("`klaviyo-harness describe {} --path <argument or dotted path>` for one part (all values, the fields inside); `--schema` for the whole JSON Schema.", tool.name()),
     );
     out.push_str("\nExample:\n");
     for line in cli_example(tool).lines() {

@@ -550,10 +550,15 @@ fn take_raw(args: &mut Map<String, Value>) -> Result<bool, Value> {
     }
 }
 
-/// A tool result with `structuredContent` and the same JSON as text.
+/// A tool result with `structuredContent`, and as text for clients that read text: the same
+/// JSON, or for an error its message (plain sentences an agent can act on).
 pub fn structured(v: Value, is_error: bool) -> Value {
+    let text = match v["error"]["message"].as_str() {
+        Some(m) if is_error => m.to_string(),
+        _ => v.to_string(),
+    };
     json!({
-        "content": [{"type": "text", "text": v.to_string()}],
+        "content": [{"type": "text", "text": text}],
         "structuredContent": v,
         "isError": is_error
     })
@@ -588,49 +593,9 @@ pub fn summary(description: &str) -> String {
     s
 }
 
-/// A failure as JSON: `kind`, and the fields an agent acts on.
+/// A failure as JSON: `kind`, the fields an agent acts on, and `text`.
 pub fn failure_json(f: &Failure) -> Value {
-    let kind = match f {
-        Failure::Http { .. } => "http",
-        Failure::Throttled { .. } => "throttled",
-        Failure::InvalidInput { .. } => "invalid-input",
-        Failure::Denied(_) => "denied",
-        Failure::NotConfigured(_) => "not-configured",
-        Failure::UnknownTool(_) => "unknown-tool",
-        Failure::Transport(_) => "transport",
-        Failure::Timeout(_) => "timeout",
-        Failure::OutcomeUnknown(_) => "outcome-unknown",
-    };
-    let mut v = json!({"kind": kind, "message": f.to_string()});
-    match f {
-        Failure::InvalidInput { field, message } => {
-            v["field"] = json!(field);
-            v["detail"] = json!(message);
-        }
-        Failure::Http {
-            status,
-            errors,
-            request_id,
-            hint,
-            ..
-        } => {
-            v["status"] = json!(status);
-            v["errors"] = Value::Array(
-                errors
-                    .iter()
-                    .map(|e| json!({"code": e.code, "title": e.title, "detail": e.detail, "source": {"pointer": e.source_pointer, "parameter": e.source_parameter}}))
-                    .collect(),
-            );
-            v["request_id"] = json!(request_id);
-            v["hint"] = json!(hint);
-        }
-        Failure::Throttled {
-            retry_after_seconds,
-            ..
-        } => v["retry_after_seconds"] = json!(retry_after_seconds),
-        _ => {}
-    }
-    v
+    f.to_json()
 }
 
 /// An error an agent can act on: what failed, and what to change.
@@ -667,7 +632,7 @@ pub fn explain(tool: &str, f: &Failure) -> String {
             Some(n) => format!("Throttled: {detail}. Retry `{tool}` after {n} s."),
             None => format!("Throttled: {detail}. Retry `{tool}` later."),
         },
-        Failure::Denied(m) => format!("Not allowed by the user's policy: {m}"),
+        Failure::Denied { message } => format!("Not allowed by the user's policy: {message}"),
         other => other.to_string(),
     }
 }

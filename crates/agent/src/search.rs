@@ -761,9 +761,8 @@ impl Index {
     fn score(&self, query: &str) -> Vec<f32> {
         let mut scores = vec![0f32; self.tools.len()];
         let r = self.read_query(query);
-        if r.terms.is_empty() {
-            return scores;
-        }
+        // (No early return when no term is left: the exact-name check below still applies —
+        // "get list" reads as a verb and a quantifier, but it is also `get_list`'s name.)
         for (t, w) in &r.terms {
             if let Some((idf, postings)) = self.terms.get(t) {
                 for (doc, tf) in postings {

@@ -89,3 +89,93 @@ mod tests {
         assert!(nearest("", names, 3).is_empty());
     }
 }
+
+/// What to tell someone who passed `key`, which `tool` does not take as an argument: the
+/// nearest argument names, or where in the body it belongs (`list_id` →
+/// `body.data.relationships.list.data.id`, `name` → `body.data.attributes.name`).
+pub fn unknown_argument_hint(tool: klaviyo_catalog::tools::Tool, key: &str) -> Option<String> {
+    let schema = tool.input_schema();
+    let args: Vec<&str> = schema["properties"]
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let near = nearest(key, args.iter().copied(), 2);
+    if !near.is_empty() {
+        return Some(did_you_mean(&near));
+    }
+    fn follow(defs: &serde_json::Value, v: &serde_json::Value) -> serde_json::Value {
+        let mut v = v;
+        for _ in 0..8 {
+            match v["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")) {
+                Some(name) => v = &defs[name],
+                None => break,
+            }
+        }
+        v.clone()
+    }
+    let defs = &schema["$defs"];
+    let deref = |v: &serde_json::Value| follow(defs, v);
+    let body = deref(&schema["properties"]["body"]);
+    let body = match body["anyOf"].as_array() {
+        Some(b) => deref(&b[0]),
+        None => body,
+    };
+    let data = deref(&body["properties"]["data"]);
+    let data = if data["type"] == "array" {
+        deref(&data["items"])
+    } else {
+        data
+    };
+    let keys = |v: serde_json::Value| -> Vec<String> {
+        v["properties"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let attrs = keys(deref(&data["properties"]["attributes"]));
+    let rels = keys(deref(&data["properties"]["relationships"]));
+    let k = normalize(key);
+    for stem in [k.strip_suffix("_ids"), k.strip_suffix("_id")]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = rels.iter().find(|r| {
+            let r = normalize(r);
+            r == stem || r == format!("{stem}s")
+        }) {
+            return Some(format!(
+                "`{key}` belongs in `body.data.relationships.{r}.data.id` (or `.data[].id` for several)"
+            ));
+        }
+    }
+    if let Some(a) = attrs.iter().find(|a| normalize(a) == k).or_else(|| {
+        nearest(key, attrs.iter().map(String::as_str), 1)
+            .first()
+            .and_then(|n| attrs.iter().find(|a| a.as_str() == *n))
+    }) {
+        return Some(format!(
+            "`{key}` belongs in `body.data.attributes.{a}` (a bare attributes object is enough: body='{{\"{a}\": …}}')"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::unknown_argument_hint as hint;
+    use klaviyo_catalog::tools::Tool;
+
+    #[test]
+    fn unknown_arguments_point_where_they_belong() {
+        let t = |n: &str| Tool::resolve(n).unwrap();
+        assert_eq!(
+            hint(t("get_profiles"), "page_sise").as_deref(),
+            Some("did you mean `page_size`?")
+        );
+        let h = hint(t("create_coupon_code"), "coupon_id").unwrap();
+        assert!(h.contains("body.data.relationships.coupon.data.id"), "{h}");
+        let h = hint(t("create_list"), "name").unwrap();
+        assert!(h.contains("body.data.attributes.name"), "{h}");
+        assert_eq!(hint(t("get_lists"), "zzzzzzzz"), None);
+    }
+}

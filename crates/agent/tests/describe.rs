@@ -78,7 +78,13 @@ fn every_example_runs_as_printed_and_means_the_same_request_as_the_full_form() {
         // same request as the full document the example generator gives.
         let full = prepare(t, &example_args(t, false), &conn()).unwrap();
         assert_eq!(req.path_and_query, full.path_and_query, "{}", t.name());
-        assert_eq!(req.body, full.body, "{}", t.name());
+        // As JSON values: key order is serde_json's (insertion order where a dependency turns
+        // on `preserve_order`), not part of the request's meaning.
+        let json = |b: &Option<Vec<u8>>| {
+            b.as_ref()
+                .map(|b| serde_json::from_slice::<serde_json::Value>(b).map_err(|_| b.clone()))
+        };
+        assert_eq!(json(&req.body), json(&full.body), "{}", t.name());
     }
 }
 

@@ -9,8 +9,13 @@
 //! - the same request from a native Rust client with keep-alive (the floor), and the ratio;
 //! - start-up: precompiled component load → first answered call; cold `Component::new`;
 //! - the harness CLI's and MCP server's time to answer and peak RSS (child processes);
-//! - the component's size.
+//! - the component's size;
+//! - the HTTP (edge) build inside wasmtime, as `wasmtime serve` runs it: precompiled, cold
+//!   instantiate → first `tools/list` answered; and its size.
+//!
 //! Prints a table and writes it as JSON (default `target/bench.json`).
+
+mod serve;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -226,10 +231,16 @@ async fn run() {
     let native_c = measure(n, conc, native_req.clone()).await;
     let comp_c = measure(n, conc, harness_call.clone()).await;
 
-    // The CLI and the MCP server as separate processes (precompiled component cached).
+    // The CLI and the MCP server as separate processes (precompiled component cached): the
+    // release binary beside this one (`cargo build --release -p klaviyo-harness`).
     let bin = std::env::current_exe()
         .unwrap()
         .with_file_name("klaviyo-harness");
+    assert!(
+        bin.exists(),
+        "build the harness first: cargo build --release -p klaviyo-harness ({} missing)",
+        bin.display()
+    );
     // Child processes are waited for off the runtime's thread, which serves their requests.
     let (cli_time, cli_rss, mcp) = {
         let url = url.clone();
@@ -249,7 +260,14 @@ async fn run() {
         .unwrap()
     };
 
+    // What agents see (search, describe), and the server over stdio and HTTP.
+    let agent = serve::agent_figures();
+    let bin = std::env::current_exe()
+        .unwrap()
+        .with_file_name("klaviyo-harness");
+    let served = serve::serve_figures(&bin, &url, 500).await;
     let size = std::fs::metadata(&component).unwrap().len();
+    let edge = edge_startup(&component.with_file_name("klaviyo_connector_http.wasm")).await;
     let ratio1 = comp1.p50.as_secs_f64() / native1.p50.as_secs_f64();
     let ratio_c = native_c.per_sec / comp_c.per_sec;
     println!(
@@ -303,6 +321,47 @@ async fn run() {
         mcp["all_peak_rss_mb"].as_f64().unwrap()
     );
     println!("component size: {:.2} MB ({size} bytes)", size as f64 / 1e6);
+    let sr = &agent["search"];
+    println!(
+        "search: recall@1 {:.3}, recall@5 {:.3} over {} intents; index built in {:.1} ms; a query p50 {:.0} µs, p99 {:.0} µs",
+        sr["recall_at_1"].as_f64().unwrap(), sr["recall_at_5"].as_f64().unwrap(), sr["intents"],
+        sr["index_build_ms"].as_f64().unwrap(), sr["query_p50_us"].as_f64().unwrap(), sr["query_p99_us"].as_f64().unwrap()
+    );
+    let (dc, df) = (
+        &agent["describe_bytes"]["compact"],
+        &agent["describe_bytes"]["full_schema"],
+    );
+    println!(
+        "describe_action bytes over 351 actions: compact min {} / p50 {} / p95 {} / max {} ({}); full schema p50 {} / p95 {} / max {} ({})",
+        dc["min"], dc["p50"], dc["p95"], dc["max"], dc["max_tool"], df["p50"], df["p95"], df["max"], df["max_tool"]
+    );
+    println!(
+        "MCP server (release), spawn → tools/list answered: stdio {:.1} ms, HTTP {:.1} ms",
+        served["stdio_spawn_to_tools_list_ms"].as_f64().unwrap(),
+        served["http_spawn_to_tools_list_ms"].as_f64().unwrap()
+    );
+    println!(
+        "MCP call_action get_lists, one at a time ({} calls): stdio p50 {:.2} ms p99 {:.2} ms; HTTP p50 {:.2} ms p99 {:.2} ms; HTTP/stdio p50 {:.2}x; HTTP adds {:.2} ms at p99",
+        served["calls"], served["stdio_call"]["p50_ms"].as_f64().unwrap(), served["stdio_call"]["p99_ms"].as_f64().unwrap(),
+        served["http_call"]["p50_ms"].as_f64().unwrap(), served["http_call"]["p99_ms"].as_f64().unwrap(),
+        served["http_over_stdio_p50"].as_f64().unwrap(), served["http_added_p99_ms"].as_f64().unwrap()
+    );
+    println!(
+        "MCP over HTTP, 64 concurrent clients: {:.0} calls/s ({} calls)",
+        served["http_64_clients"]["per_sec"].as_f64().unwrap(),
+        served["http_64_clients"]["calls"]
+    );
+    match edge["bytes"].as_u64() {
+        Some(bytes) => println!(
+            "HTTP (edge) build, precompiled, cold: load {:.2} ms + instantiate → first tools/list answered {:.2} ms = {:.2} ms (median of {} fresh engines); size {:.2} MB ({bytes} bytes)",
+            edge["load_precompiled_ms"].as_f64().unwrap(),
+            edge["first_tools_list_ms"].as_f64().unwrap(),
+            edge["total_ms"].as_f64().unwrap(),
+            edge["runs"],
+            bytes as f64 / 1e6
+        ),
+        None => println!("HTTP (edge) build: not measured ({})", edge["skipped"]),
+    }
     let report = json!({
         "calls": n, "concurrency": conc,
         "native_1": {"p50_us": us(native1.p50), "p99_us": us(native1.p99), "per_sec": native1.per_sec},
@@ -315,7 +374,7 @@ async fn run() {
         "cold_compile_ms": cold_compile.as_secs_f64() * 1e3,
         "cli_call_ms": cli_time.as_secs_f64() * 1e3,
         "cli_peak_rss_mb": cli_rss as f64 / 1024.0,
-        "mcp": mcp, "component_bytes": size,
+        "mcp": mcp, "component_bytes": size, "edge": edge, "agent": agent, "served": served,
     });
     if let Some(d) = json_path.parent() {
         let _ = std::fs::create_dir_all(d);
@@ -409,4 +468,125 @@ fn mcp_startup(bin: &std::path::Path, url: &str) -> Value {
         out[format!("{key}_peak_rss_mb")] = json!(rss as f64 / 1024.0);
     }
     out
+}
+
+/// Store state for the HTTP build: WASI (the environment is its settings) and wasi:http.
+struct EdgeState {
+    wasi: wasmtime_wasi::WasiCtx,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    table: wasmtime::component::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for EdgeState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for EdgeState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// The HTTP (edge) build as `wasmtime serve -S cli` runs it: from its precompiled artifact, in
+/// a fresh engine each time (cold), load, then instantiate and answer one MCP `tools/list`
+/// (discovery mode) through `wasi:http/incoming-handler`. Medians over fresh engines.
+async fn edge_startup(path: &std::path::Path) -> Value {
+    use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+    use wasmtime_wasi_http::p2::bindings::ProxyPre;
+    use wasmtime_wasi_http::WasiHttpView;
+    const RUNS: usize = 20;
+    const TOKEN: &str = "bench-token-0123456789abcdef";
+    let Ok(bytes) = std::fs::read(path) else {
+        return json!({"skipped": format!("{} missing", path.display())});
+    };
+    let cwasm = std::env::temp_dir().join(format!("bench-edge-{}.cwasm", std::process::id()));
+    std::fs::write(
+        &cwasm,
+        wasmtime::Engine::default()
+            .precompile_component(&bytes)
+            .unwrap(),
+    )
+    .unwrap();
+    let (mut loads, mut firsts, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    let mut answer_bytes = 0;
+    for _ in 0..RUNS {
+        let engine = wasmtime::Engine::default();
+        let t = Instant::now();
+        // SAFETY: written just above by `precompile_component` of the same engine configuration.
+        let component =
+            unsafe { wasmtime::component::Component::deserialize_file(&engine, &cwasm) }.unwrap();
+        let mut linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
+        let pre = ProxyPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let loaded = t.elapsed();
+        let t1 = Instant::now();
+        let mut store = wasmtime::Store::new(
+            &engine,
+            EdgeState {
+                wasi: wasmtime_wasi::WasiCtx::builder()
+                    .env("KLAVIYO_MCP_TOKENS", format!("bench:{TOKEN}"))
+                    .build(),
+                http: wasmtime_wasi_http::WasiHttpCtx::new(),
+                table: wasmtime::component::ResourceTable::new(),
+            },
+        );
+        let req = http::Request::post("http://edge.bench/mcp")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(Full::new(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            )))
+            .unwrap();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let out = store.data_mut().http().new_response_outparam(tx).unwrap();
+        let proxy = pre.instantiate_async(&mut store).await.unwrap();
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
+            .unwrap();
+        let resp = rx.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["result"]["tools"].as_array().map(Vec::len),
+            Some(3),
+            "{v}"
+        );
+        let first = t1.elapsed();
+        answer_bytes = body.len();
+        loads.push(loaded);
+        firsts.push(first);
+        totals.push(loaded + first);
+    }
+    let _ = std::fs::remove_file(&cwasm);
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    json!({
+        "runs": RUNS,
+        "load_precompiled_ms": median(&mut loads),
+        "first_tools_list_ms": median(&mut firsts),
+        "total_ms": median(&mut totals),
+        "tools_list_answer_bytes": answer_bytes,
+        "bytes": bytes.len(),
+    })
 }

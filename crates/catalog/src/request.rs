@@ -9,7 +9,7 @@
 
 use crate::encode::{path_segment, query_component};
 use crate::tools::{operation, Tool};
-use crate::validate::{depth_of, validate, MAX_DEPTH};
+use crate::validate::{depth_of, validate, validate_all, MAX_DEPTH};
 use crate::{BodyEncoding, Error, Kind, Location, Method, Operation};
 use serde_json::{json, Map, Value};
 
@@ -514,4 +514,77 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// Every problem [`prepare`] would find with these arguments, not only the first: each
+/// argument's, and every problem of the body (see [`crate::validate::validate_all`]). Empty
+/// when `prepare` accepts them (or fails for a reason other than the arguments).
+pub fn problems(tool: Tool, args: &Value, conn: &Connection) -> Vec<Error> {
+    let Value::Object(given) = args else {
+        return prepare(tool, args, conn).err().into_iter().collect();
+    };
+    let mut args = given.clone();
+    let examples = crate::example::example_args(tool, true);
+    let mut found: Vec<Error> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    // Each round finds the first problem left, records it, and sets that argument aside (or,
+    // when it is required, stands in a valid value) so the next round finds the next one.
+    for _ in 0..64 {
+        let Err(e) = prepare(tool, &Value::Object(args.clone()), conn) else {
+            break;
+        };
+        let Error::InvalidInput { field, .. } = &e else {
+            break;
+        };
+        let top = field.split(['.', '[']).next().unwrap_or("").to_string();
+        if top == "body" {
+            let id = args.get("id").and_then(Value::as_str);
+            found.extend(body_problems(tool, args.get("body"), id, &e));
+        } else if !found.contains(&e) {
+            found.push(e.clone());
+        }
+        if seen.contains(&top) {
+            match examples.get(&top) {
+                Some(v) if args.get(&top) != Some(v) => {
+                    args.insert(top.clone(), v.clone());
+                }
+                _ => break,
+            }
+        } else {
+            seen.push(top.clone());
+            args.remove(&top);
+        }
+    }
+    found
+}
+
+/// All problems of the body (after the envelope is completed as `prepare` does); `first` when
+/// the body cannot be checked that far.
+fn body_problems(
+    tool: Tool,
+    body: Option<&Value>,
+    path_id: Option<&str>,
+    first: &Error,
+) -> Vec<Error> {
+    let fallback = || vec![first.clone()];
+    let Some(body) = body else { return fallback() };
+    let op = match tool {
+        Tool::Op(op) => op,
+        Tool::Composite(_) => return fallback(),
+    };
+    let Some(b) = &op.body else { return fallback() };
+    if b.encoding != BodyEncoding::JsonApi {
+        return fallback();
+    }
+    let v = match body {
+        Value::String(s) => match serde_json::from_str(s) {
+            Ok(v) => v,
+            Err(_) => return fallback(),
+        },
+        v => v.clone(),
+    };
+    match complete_envelope(op, v, path_id).map(|v| validate_all(b.schema, &v, "body")) {
+        Ok(Err(all)) => all,
+        _ => fallback(),
+    }
 }

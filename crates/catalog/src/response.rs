@@ -59,21 +59,21 @@ impl HostVerdict {
     /// The failure the component reports for this verdict, with the host's text.
     pub fn failure(self, text: String, retry_after: Option<u32>) -> Failure {
         match self {
-            HostVerdict::Denied => Failure::Denied(text),
-            HostVerdict::NotConfigured => Failure::NotConfigured(text),
+            HostVerdict::Denied => Failure::Denied { message: text },
+            HostVerdict::NotConfigured => Failure::NotConfigured { message: text },
             HostVerdict::Throttled => Failure::Throttled {
                 retry_after_seconds: retry_after,
                 detail: text,
             },
-            HostVerdict::Timeout => Failure::Timeout(text),
-            HostVerdict::OutcomeUnknown => Failure::OutcomeUnknown(text),
-            HostVerdict::Transport => Failure::Transport(text),
+            HostVerdict::Timeout => Failure::Timeout { message: text },
+            HostVerdict::OutcomeUnknown => Failure::OutcomeUnknown { message: text },
+            HostVerdict::Transport => Failure::Transport { message: text },
         }
     }
 }
 
 /// One entry of Klaviyo's `errors[]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KlaviyoError {
     pub id: Option<String>,
     pub code: String,
@@ -83,8 +83,11 @@ pub struct KlaviyoError {
     pub source_parameter: Option<String>,
 }
 
-/// Mirrors the WIT `api-error` variant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Mirrors the WIT `api-error` variant. Serialises itself as `{"kind": "denied", "message":
+/// …}` (the kind in kebab case, then the variant's fields), the shape the CLI's `--json` and
+/// the MCP results use.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Failure {
     Http {
         status: u16,
@@ -101,12 +104,51 @@ pub enum Failure {
         field: String,
         message: String,
     },
-    Denied(String),
-    NotConfigured(String),
-    UnknownTool(String),
-    Transport(String),
-    Timeout(String),
-    OutcomeUnknown(String),
+    Denied {
+        message: String,
+    },
+    NotConfigured {
+        message: String,
+    },
+    UnknownTool {
+        message: String,
+    },
+    Transport {
+        message: String,
+    },
+    Timeout {
+        message: String,
+    },
+    OutcomeUnknown {
+        message: String,
+    },
+}
+
+impl Failure {
+    /// The kind as the WIT variant and `--json` spell it (`invalid-input`, `outcome-unknown`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Http { .. } => "http",
+            Failure::Throttled { .. } => "throttled",
+            Failure::InvalidInput { .. } => "invalid-input",
+            Failure::Denied { .. } => "denied",
+            Failure::NotConfigured { .. } => "not-configured",
+            Failure::UnknownTool { .. } => "unknown-tool",
+            Failure::Transport { .. } => "transport",
+            Failure::Timeout { .. } => "timeout",
+            Failure::OutcomeUnknown { .. } => "outcome-unknown",
+        }
+    }
+
+    /// As JSON: the variant's own fields, its `kind`, and `text` (the sentence [`Display`]
+    /// gives, for people and agents).
+    ///
+    /// [`Display`]: std::fmt::Display
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["text"] = serde_json::Value::String(self.to_string());
+        v
+    }
 }
 
 impl From<crate::Error> for Failure {
@@ -115,8 +157,8 @@ impl From<crate::Error> for Failure {
             crate::Error::InvalidInput { field, message } => {
                 Failure::InvalidInput { field, message }
             }
-            crate::Error::NotConfigured(m) => Failure::NotConfigured(m),
-            crate::Error::UnknownTool(m) => Failure::UnknownTool(m),
+            crate::Error::NotConfigured(m) => Failure::NotConfigured { message: m },
+            crate::Error::UnknownTool(m) => Failure::UnknownTool { message: m },
         }
     }
 }
@@ -170,12 +212,12 @@ impl std::fmt::Display for Failure {
             Failure::InvalidInput { field, message } => {
                 write!(f, "invalid input: `{field}` {message}")
             }
-            Failure::Denied(m) => write!(f, "denied by host policy: {m}"),
-            Failure::NotConfigured(m) => write!(f, "not configured: {m}"),
-            Failure::UnknownTool(m) => write!(f, "unknown tool: {m}"),
-            Failure::Transport(m) => write!(f, "transport error: {m}"),
-            Failure::Timeout(m) => write!(f, "timeout: {m}"),
-            Failure::OutcomeUnknown(m) => write!(f, "outcome unknown: {m}"),
+            Failure::Denied { message: m } => write!(f, "denied by host policy: {m}"),
+            Failure::NotConfigured { message: m } => write!(f, "not configured: {m}"),
+            Failure::UnknownTool { message: m } => write!(f, "unknown tool: {m}"),
+            Failure::Transport { message: m } => write!(f, "transport error: {m}"),
+            Failure::Timeout { message: m } => write!(f, "timeout: {m}"),
+            Failure::OutcomeUnknown { message: m } => write!(f, "outcome unknown: {m}"),
         }
     }
 }
@@ -281,18 +323,20 @@ pub fn interpret(
     }
     if (200..300).contains(&status) {
         let Ok(utf8) = std::str::from_utf8(body) else {
-            return Err(Failure::Transport(format!(
-                "Klaviyo answered {status} with a body that is not UTF-8 text"
-            )));
+            return Err(Failure::Transport {
+                message: format!("Klaviyo answered {status} with a body that is not UTF-8 text"),
+            });
         };
         if !utf8.trim().is_empty() {
             if json_depth(utf8.as_bytes()) > MAX_RESPONSE_DEPTH {
-                return Err(Failure::Transport(format!("Klaviyo answered {status} with JSON nested too deeply (over {MAX_RESPONSE_DEPTH} levels)")));
+                return Err(Failure::Transport { message: format!("Klaviyo answered {status} with JSON nested too deeply (over {MAX_RESPONSE_DEPTH} levels)") });
             }
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(utf8) {
-                return Err(Failure::Transport(format!(
-                    "Klaviyo answered {status} with a body that is not valid JSON ({e})"
-                )));
+                return Err(Failure::Transport {
+                    message: format!(
+                        "Klaviyo answered {status} with a body that is not valid JSON ({e})"
+                    ),
+                });
             }
         }
         return Ok(text);
@@ -309,11 +353,13 @@ pub fn interpret(
         });
     }
     if status >= 500 && op.access != Access::Read {
-        return Err(Failure::OutcomeUnknown(format!(
+        return Err(Failure::OutcomeUnknown {
+            message: format!(
             "Klaviyo answered HTTP {status} to `{}`: the write may or may not have happened; {}",
             op.id,
             check_hint(op)
-        )));
+        ),
+        });
     }
     let hint = match status {
         401 => Some(
@@ -363,6 +409,32 @@ pub fn next_cursor(body: &str) -> Option<String> {
         (key == "page[cursor]" || key == "page_cursor")
             .then(|| crate::encode::decode(&val.replace('+', " ")))
     })
+}
+
+/// What `links.next` of a JSON:API answer says about the next page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextPage {
+    /// No `links.next` (or null): this is the last page.
+    Last,
+    /// The next page's cursor, ready to pass back as `page_cursor`.
+    Cursor(String),
+    /// A `links.next` without a `page[cursor]` in it: there is more, but no way to ask for it.
+    NoCursor(String),
+}
+
+/// [`next_cursor`], telling a last page apart from a next link that cannot be followed.
+pub fn next_page(body: &str) -> NextPage {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return NextPage::Last;
+    };
+    match v.get("links").and_then(|l| l.get("next")) {
+        None | Some(Value::Null) => NextPage::Last,
+        Some(Value::String(s)) if s.is_empty() => NextPage::Last,
+        Some(link) => match next_cursor(body) {
+            Some(c) => NextPage::Cursor(c),
+            None => NextPage::NoCursor(link.to_string()),
+        },
+    }
 }
 
 /// A compact form of a JSON:API answer for a model's context: each resource reduced to `id`,

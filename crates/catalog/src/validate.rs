@@ -14,14 +14,26 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Validates `value` against definition `root`; `field` names the value in errors (e.g. `body`).
 pub fn validate(root: &str, value: &Value, field: &str) -> Result<(), Error> {
+    validate_all(root, value, field).map_err(|mut all| all.swap_remove(0))
+}
+
+/// [`validate`], reporting every problem it finds (within an object: each unknown property,
+/// each missing required one, and the first problem of each value), in document order.
+pub fn validate_all(root: &str, value: &Value, field: &str) -> Result<(), Vec<Error>> {
     let schema = Value::Object(Map::from_iter([(
         "$ref".to_string(),
         Value::String(format!("#/$defs/{root}")),
     )]));
-    check(&schema, value, field, 0).map_err(|(f, m)| Error::invalid(f, m))
+    check(&schema, value, field, 0)
+        .map_err(|all| all.into_iter().map(|(f, m)| Error::invalid(f, m)).collect())
 }
 
-type Fail = (String, String);
+/// Problems found, at least one: (field path, message).
+type Fail = Vec<(String, String)>;
+
+fn fail(path: &str, message: String) -> Fail {
+    vec![(path.to_string(), message)]
+}
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -54,10 +66,10 @@ fn short(v: &Value) -> String {
 
 fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
-        return Err((
+        return Err(vec![(
             path.into(),
             format!("nested deeper than {MAX_DEPTH} levels"),
-        ));
+        )]);
     }
     let Some(s) = schema.as_object() else {
         return Ok(());
@@ -66,7 +78,7 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
         let name = r.trim_start_matches("#/$defs/");
         let def = schema_defs()
             .get(name)
-            .ok_or_else(|| (path.to_string(), format!("internal: schema {name} missing")))?;
+            .ok_or_else(|| fail(path, format!("internal: schema {name} missing")))?;
         return check(def, v, path, depth + 1);
     }
     if let Some(t) = s.get("type") {
@@ -76,7 +88,7 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
             _ => vec![],
         };
         if !types.is_empty() && !types.iter().any(|t| type_matches(t, v)) {
-            return Err((
+            return Err(vec![(
                 path.into(),
                 format!(
                     "expected {}, got {} {}",
@@ -84,16 +96,16 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
                     type_name(v),
                     short(v)
                 ),
-            ));
+            )]);
         }
     }
     if let Some(Value::Array(allowed)) = s.get("enum") {
         if !allowed.contains(v) {
             let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            return Err((
+            return Err(vec![(
                 path.into(),
                 format!("must be one of {}; got {}", list.join(", "), short(v)),
-            ));
+            )]);
         }
     }
     for key in ["allOf"] {
@@ -114,19 +126,26 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
                         break;
                     }
                     Err(e) => {
-                        if best.as_ref().is_none_or(|b| e.0.len() > b.0.len()) {
+                        if best.as_ref().is_none_or(|b| e[0].0.len() > b[0].0.len()) {
                             best = Some(e);
                         }
                     }
                 }
             }
             if !ok {
-                let (f, m) =
-                    best.unwrap_or((path.into(), "matches none of the allowed shapes".into()));
-                return Err((
-                    f,
-                    format!("{m} (no allowed shape of `{path}` matched; this is the closest)"),
-                ));
+                let closest =
+                    best.unwrap_or_else(|| fail(path, "matches none of the allowed shapes".into()));
+                return Err(closest
+                    .into_iter()
+                    .map(|(f, m)| {
+                        (
+                            f,
+                            format!(
+                                "{m} (no allowed shape of `{path}` matched; this is the closest)"
+                            ),
+                        )
+                    })
+                    .collect());
             }
         }
     }
@@ -135,18 +154,18 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
         Value::Array(a) => {
             if let Some(n) = s.get("minItems").and_then(Value::as_u64) {
                 if (a.len() as u64) < n {
-                    return Err((
+                    return Err(vec![(
                         path.into(),
                         format!("needs at least {n} items, got {}", a.len()),
-                    ));
+                    )]);
                 }
             }
             if let Some(n) = s.get("maxItems").and_then(Value::as_u64) {
                 if a.len() as u64 > n {
-                    return Err((
+                    return Err(vec![(
                         path.into(),
                         format!("allows at most {n} items, got {}", a.len()),
-                    ));
+                    )]);
                 }
             }
             if let Some(items) = s.get("items") {
@@ -160,15 +179,18 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
             let n = text.chars().count() as u64;
             if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
                 if n < min {
-                    return Err((path.into(), format!("must be at least {min} characters")));
+                    return Err(vec![(
+                        path.into(),
+                        format!("must be at least {min} characters"),
+                    )]);
                 }
             }
             if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
                 if n > max {
-                    return Err((
+                    return Err(vec![(
                         path.into(),
                         format!("must be at most {max} characters, got {n}"),
-                    ));
+                    )]);
                 }
             }
             Ok(())
@@ -177,12 +199,18 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), Fail
             let x = num.as_f64().unwrap_or(0.0);
             if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
                 if x < min {
-                    return Err((path.into(), format!("must be at least {min}, got {num}")));
+                    return Err(vec![(
+                        path.into(),
+                        format!("must be at least {min}, got {num}"),
+                    )]);
                 }
             }
             if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
                 if x > max {
-                    return Err((path.into(), format!("must be at most {max}, got {num}")));
+                    return Err(vec![(
+                        path.into(),
+                        format!("must be at most {max}, got {num}"),
+                    )]);
                 }
             }
             Ok(())
@@ -200,24 +228,25 @@ fn check_object(
     let props = s.get("properties").and_then(Value::as_object);
     if let Some(n) = s.get("maxProperties").and_then(Value::as_u64) {
         if m.len() as u64 > n {
-            return Err((
+            return Err(vec![(
                 path.into(),
                 format!("allows at most {n} properties, got {}", m.len()),
-            ));
+            )]);
         }
     }
     // Unknown properties first (a misspelt name explains a "missing" one), then required ones,
-    // then the values.
+    // then the values: every problem, not only the first.
+    let mut problems: Fail = Vec::new();
     if s.get("additionalProperties") == Some(&Value::Bool(false)) {
-        if let Some(k) = m
+        let mut allowed: Vec<&str> = props
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        allowed.sort();
+        for k in m
             .keys()
-            .find(|k| !props.is_some_and(|p| p.contains_key(*k)))
+            .filter(|k| !props.is_some_and(|p| p.contains_key(*k)))
         {
-            let mut allowed: Vec<&str> = props
-                .map(|p| p.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            allowed.sort();
-            return Err((
+            problems.push((
                 format!("{path}.{k}"),
                 format!("unknown property; allowed here: {}", allowed.join(", ")),
             ));
@@ -226,24 +255,31 @@ fn check_object(
     if let Some(Value::Array(req)) = s.get("required") {
         for r in req.iter().filter_map(Value::as_str) {
             if !m.contains_key(r) {
-                return Err((format!("{path}.{r}"), "is required".into()));
+                problems.push((format!("{path}.{r}"), "is required".into()));
             }
         }
     }
     for (k, val) in m {
         let sub = format!("{path}.{k}");
-        match props.and_then(|p| p.get(k)) {
-            Some(ps) => check(ps, val, &sub, depth + 1)?,
+        let r = match props.and_then(|p| p.get(k)) {
+            Some(ps) => check(ps, val, &sub, depth + 1),
             None => match s.get("additionalProperties").filter(|a| a.is_object()) {
-                Some(ap) => check(ap, val, &sub, depth + 1)?,
+                Some(ap) => check(ap, val, &sub, depth + 1),
                 None if depth_of(val) + depth > MAX_DEPTH => {
-                    return Err((sub, format!("nested deeper than {MAX_DEPTH} levels")))
+                    Err(fail(&sub, format!("nested deeper than {MAX_DEPTH} levels")))
                 }
-                None => {}
+                None => Ok(()),
             },
+        };
+        if let Err(e) = r {
+            problems.extend(e);
         }
     }
-    Ok(())
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// Nesting depth of a value, without recursion (free-form values are unbounded otherwise).

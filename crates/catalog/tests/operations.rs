@@ -548,3 +548,41 @@ fn query_encoding_keeps_values_intact() {
         assert!(!query_component(s).contains('&'));
     }
 }
+
+#[test]
+fn every_problem_of_a_call_is_reported_at_once() {
+    let tool = Tool::resolve("get_profiles").unwrap();
+    let all = klaviyo_catalog::request::problems(
+        tool,
+        &json!({"page_size": 5000, "sort": "nonsense", "fields_profile": ["nope"], "bogus": 1}),
+        &conn(),
+    );
+    let fields: Vec<&str> = all
+        .iter()
+        .map(|e| match e {
+            Error::InvalidInput { field, .. } => field.split('[').next().unwrap(),
+            _ => "",
+        })
+        .collect();
+    for want in ["page_size", "sort", "fields_profile", "bogus"] {
+        assert!(fields.contains(&want), "{want} missing from {all:?}");
+    }
+    // Body problems all at once: two missing attributes and an unknown one.
+    let tool = Tool::resolve("create_tag").unwrap();
+    let all = klaviyo_catalog::request::problems(tool, &json!({"body": {"nmae": "x"}}), &conn());
+    let text = format!("{all:?}");
+    assert!(
+        text.contains("body.data.attributes.nmae") && text.contains("body.data.attributes.name"),
+        "{text}"
+    );
+    // A valid call has none; a missing required argument is one.
+    assert!(klaviyo_catalog::request::problems(
+        Tool::resolve("get_lists").unwrap(),
+        &json!({}),
+        &conn()
+    )
+    .is_empty());
+    let all =
+        klaviyo_catalog::request::problems(Tool::resolve("get_list").unwrap(), &json!({}), &conn());
+    assert_eq!(all.len(), 1, "{all:?}");
+}

@@ -360,7 +360,11 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
     };
     let outcome = loop {
         if s.throttle {
-            match call.shared.limiter.reserve(&account, op, Instant::now()) {
+            match call
+                .shared
+                .limiter
+                .reserve_before(&account, op, Instant::now(), call.deadline)
+            {
                 Admission::At(t) if t >= call.deadline => {
                     let secs = t
                         .saturating_duration_since(Instant::now())

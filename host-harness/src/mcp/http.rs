@@ -545,8 +545,18 @@ pub async fn serve_http(
             calls.len()
         );
     }
+    // Answers of finished calls are still being written: let connections finish them (a
+    // session's open event stream would hold this, hence the short bound), then end the
+    // streams.
+    let mut closing = tokio::spawn(graceful.shutdown());
+    if tokio::time::timeout(Duration::from_secs(2), &mut closing)
+        .await
+        .is_err()
+    {
+        mcp_ct.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+    }
     mcp_ct.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     eprintln!("stopped");
     Ok(())
 }

@@ -111,7 +111,7 @@ impl Server {
                         Err(why) => {
                             return Ok(result(self.surface.call_result(
                                 tool,
-                                &Err(klaviyo_catalog::response::Failure::Denied(why)),
+                                &Err(klaviyo_catalog::response::Failure::Denied { message: why }),
                                 false,
                             ))
                             .into())
@@ -164,11 +164,14 @@ fn form_elicitation(c: &ClientCapabilities) -> bool {
 }
 
 fn result(v: Value) -> CallToolResult {
-    serde_json::from_value(v).unwrap_or_else(|e| {
+    let mut r: CallToolResult = serde_json::from_value(v).unwrap_or_else(|e| {
         CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
             "internal: result shape: {e}"
         ))])
-    })
+    });
+    // 2026-07-28 results say they are complete (rmcp strips it for older peers).
+    r.result_type = Some(rmcp::model::ResultType::COMPLETE);
+    r
 }
 
 fn input_required(question: &str, state: String) -> CallToolResponse {

@@ -394,48 +394,64 @@ fn negative_controls(
     let controls = [
         (
             "page[size] over its maximum",
+            "get_profiles",
             json!({"method": "GET", "url": format!("{base}/api/profiles?page%5Bsize%5D=1000")}),
         ),
         (
             "unknown sparse field",
+            "get_profiles",
             json!({"method": "GET", "url": format!("{base}/api/profiles?fields%5Bprofile%5D=no_such_field")}),
         ),
         (
             "sort value not in the enum",
+            "get_campaigns",
             json!({"method": "GET", "url": format!("{base}/api/campaigns?filter=equals(messages.channel,'email')&sort=nonsense")}),
         ),
         (
             "required filter missing",
+            "get_campaigns",
             json!({"method": "GET", "url": format!("{base}/api/campaigns")}),
         ),
         (
             "body missing required attribute",
+            "create_list",
             json!({"method": "POST", "url": format!("{base}/api/lists"), "body": "{\"data\":{\"type\":\"list\",\"attributes\":{}}}"}),
         ),
         (
             "body with the wrong data.type",
+            "create_tag",
             json!({"method": "POST", "url": format!("{base}/api/tags"), "body": "{\"data\":{\"type\":\"list\",\"attributes\":{\"name\":\"x\"}}}"}),
         ),
         (
             "body of a nullable-fixed schema with a wrong type",
+            "create_profile",
             json!({"method": "POST", "url": format!("{base}/api/profiles"), "body": "{\"data\":{\"type\":\"profile\",\"attributes\":{\"email\":42}}}"}),
         ),
         (
             "include value not allowed",
+            "get_lists",
             json!({"method": "GET", "url": format!("{base}/api/lists?include=nonsense")}),
         ),
     ];
     let mut out = Vec::new();
-    for (name, mut req) in controls {
-        // Everything else right, so the only defect is the deliberate one.
+    for (name, tool, mut req) in controls {
+        // Everything else right, so the only defect is the deliberate one: sent as the tool
+        // it belongs to (the host lets a call make only its own tool's requests), with the
+        // headers the component sets.
+        req["hostile"] = json!("forge");
         req["authorization"] = json!(auth);
         req["headers"] = json!({
             "revision": klaviyo_catalog::generated::REVISION,
             "accept": "application/vnd.api+json",
-            "content-type": "application/vnd.api+json",
         });
-        let r = rt.block_on(h.call("forge", &req.to_string()));
+        if req.get("body").is_some() {
+            req["headers"]["content-type"] = json!("application/vnd.api+json");
+        }
+        let r = rt.block_on(h.call(tool, &req.to_string()));
+        // Caught only when Prism itself judged the request: a request the host refused
+        // never reached the validator, so it proves nothing about it.
         let (caught, detail) = match (&r.result, judge(&r)) {
+            (_, Some(_)) if r.responses.is_empty() => (false, format!("not sent: {:?}", r.result)),
             (_, Some(why)) => (true, why),
             (Ok(text), None) => (
                 false,
