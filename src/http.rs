@@ -25,6 +25,7 @@
 //! the question and the answer (to make the approval single-use), which a stateless edge
 //! instance does not have — a replayed approval could repeat a write.
 
+use klaviyo_agent::auth;
 use klaviyo_agent::mcp::{Dispatch, Mode, Spelling, Surface, Untrusted};
 use klaviyo_agent::policy::{Decision, Policy, Verdict};
 use klaviyo_catalog::request::Request as Built;
@@ -32,7 +33,6 @@ use klaviyo_catalog::response::Failure;
 use klaviyo_catalog::routes::match_route;
 use klaviyo_catalog::Operation;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 /// Bearer tokens: `name:token` or a bare token, separated by commas or newlines.
 pub const TOKENS: &str = "KLAVIYO_MCP_TOKENS";
@@ -235,78 +235,18 @@ pub fn respond(
     rpc(&surface, header, &body)
 }
 
-/// A configured token: its name and a digest of its value.
-struct Token {
-    name: String,
-    digest: [u8; 32],
+/// The configured tokens (`klaviyo_agent::auth`, the host's rules); none is an error.
+fn parse_tokens(text: &str) -> Result<Vec<auth::Token>, String> {
+    match auth::parse_tokens(text, TOKENS) {
+        Ok(t) if t.is_empty() => Err(format!("{TOKENS} names no token; every request is refused until it does (`name:token`, each token at least 16 characters)")),
+        Ok(t) => Ok(t),
+        Err(e) => Err(format!("{e}; every request is refused until it is fixed")),
+    }
 }
 
-/// `name:token` or bare tokens (named `default`, `default-2`, …), separated by commas or
-/// newlines; `#` starts a comment line. Errors never show a token.
-fn parse_tokens(text: &str) -> Result<Vec<Token>, String> {
-    let mut out: Vec<Token> = Vec::new();
-    for (i, item) in text.split(['\n', ',']).map(str::trim).enumerate() {
-        if item.is_empty() || item.starts_with('#') {
-            continue;
-        }
-        let (name, value) = match item.split_once(':') {
-            Some((n, v)) if !n.trim().is_empty() && !v.trim().is_empty() => {
-                (n.trim().to_string(), v.trim())
-            }
-            Some(_) => {
-                return Err(format!(
-                    "{TOKENS}: entry {} is `name:token` with an empty part; every request is refused until it is fixed",
-                    i + 1
-                ))
-            }
-            None => (
-                match out.len() {
-                    0 => "default".to_string(),
-                    n => format!("default-{}", n + 1),
-                },
-                item,
-            ),
-        };
-        if value.len() < 16 {
-            return Err(format!("{TOKENS}: the token named `{name}` is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`); every request is refused until it is fixed"));
-        }
-        if out.iter().any(|t| t.name == name) {
-            return Err(format!(
-                "{TOKENS}: two tokens are named `{name}`; every request is refused until it is fixed"
-            ));
-        }
-        out.push(Token {
-            name,
-            digest: Sha256::digest(value.as_bytes()).into(),
-        });
-    }
-    if out.is_empty() {
-        return Err(format!("{TOKENS} names no token; every request is refused until it does (`name:token`, each token at least 16 characters)"));
-    }
-    Ok(out)
-}
-
-/// Digests compared without an early exit.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
-}
-
-/// The token a request presents, by name. Every token is compared (constant time each, no
-/// early exit), so timing says nothing about which one is close.
-fn client_for<'t>(tokens: &'t [Token], authorization: Option<&str>) -> Option<&'t str> {
-    let v = authorization?;
-    let presented = v
-        .strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))?
-        .trim();
-    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    let mut found = None;
-    for t in tokens {
-        if same(&t.digest, &digest) {
-            found = Some(t.name.as_str());
-        }
-    }
-    found
+/// The name of the token a request presents.
+fn client_for<'t>(tokens: &'t [auth::Token], authorization: Option<&str>) -> Option<&'t str> {
+    auth::client_for(tokens, authorization?.trim().as_bytes())
 }
 
 /// The tool surface under the settings; an error names the setting and the fix.

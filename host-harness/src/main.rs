@@ -620,22 +620,6 @@ fn describe(json_out: bool, name: &str, path: Option<&str>, schema: bool) -> Res
     Ok(Exit::Ok)
 }
 
-/// The read the key is checked with: one the policy allows and that needs no arguments.
-fn key_check_action(s: &klaviyo_harness::Settings) -> Option<&'static str> {
-    [
-        "get_accounts",
-        "get_lists",
-        "get_metrics",
-        "get_segments",
-        "get_tags",
-    ]
-    .into_iter()
-    .find(|n| {
-        klaviyo_catalog::tools::operation(n)
-            .is_some_and(|op| s.policy.decide(op).decision == Decision::Allow)
-    })
-}
-
 async fn check(json_out: bool, h: &Harness, r: &Resolved) -> Result<Exit, Error> {
     use klaviyo_harness::secrets::KeySource;
     let s = h.settings();
@@ -648,7 +632,7 @@ async fn check(json_out: bool, h: &Harness, r: &Resolved) -> Result<Exit, Error>
     let key = h.shared().keys.get().await;
     let key_present = matches!(key, Ok(Some(_)));
     let (accepted, detail, mut code) = match &key {
-        Ok(Some(_)) => match key_check_action(s) {
+        Ok(Some(_)) => match s.policy.key_check_action() {
             None => (None, "the policy allows none of the reads the key is checked with (get_accounts, get_lists, get_metrics, get_segments, get_tags)".to_string(), Exit::Ok),
             Some(action) => match h.call(action, "{}").await.result {
                 Ok(_) => (Some(true), format!("the key was accepted ({action} answered)"), Exit::Ok),

@@ -462,16 +462,18 @@ impl Harness {
             http,
             table,
             hooks: Hooks {
-                shared: self.shared.clone(),
-                confirm: caller
-                    .confirm
-                    .clone()
-                    .unwrap_or_else(|| self.shared.confirm.clone()),
-                called: called.to_string(),
-                tool,
-                client: caller.client.clone(),
-                log,
-                deadline: started + s.timeouts.call,
+                call: crate::egress::CallScope {
+                    shared: self.shared.clone(),
+                    confirm: caller
+                        .confirm
+                        .clone()
+                        .unwrap_or_else(|| self.shared.confirm.clone()),
+                    called: called.to_string(),
+                    tool,
+                    client: caller.client.clone(),
+                    log,
+                    deadline: started + s.timeouts.call,
+                },
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(s.memory_limit)

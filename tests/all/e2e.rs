@@ -804,7 +804,7 @@ fn both_builds_carry_their_name_and_the_wit_docs() {
 }
 
 /// The top-level custom sections of a component: (name, contents).
-fn custom_sections(bytes: &[u8]) -> Vec<(String, &[u8])> {
+pub fn custom_sections(bytes: &[u8]) -> Vec<(String, &[u8])> {
     fn leb(b: &[u8], pos: &mut usize) -> usize {
         let (mut v, mut shift) = (0usize, 0);
         loop {

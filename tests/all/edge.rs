@@ -806,34 +806,10 @@ fn the_http_build_is_a_proxy_component_within_budget() {
 
 /// A top-level custom section's contents.
 fn custom<'a>(bytes: &'a [u8], wanted: &str) -> Option<&'a [u8]> {
-    fn leb(b: &[u8], pos: &mut usize) -> usize {
-        let (mut v, mut shift) = (0usize, 0);
-        loop {
-            let byte = b[*pos];
-            *pos += 1;
-            v |= ((byte & 0x7f) as usize) << shift;
-            if byte & 0x80 == 0 {
-                return v;
-            }
-            shift += 7;
-        }
-    }
-    let mut pos = 8;
-    while pos < bytes.len() {
-        let id = bytes[pos];
-        pos += 1;
-        let size = leb(bytes, &mut pos);
-        let end = pos + size;
-        if id == 0 {
-            let mut p = pos;
-            let n = leb(bytes, &mut p);
-            if &bytes[p..p + n] == wanted.as_bytes() {
-                return Some(&bytes[p + n..end]);
-            }
-        }
-        pos = end;
-    }
-    None
+    crate::e2e::custom_sections(bytes)
+        .into_iter()
+        .find(|(name, _)| name == wanted)
+        .map(|(_, contents)| contents)
 }
 
 /// The Spin example names only Klaviyo as outbound host, and its policy loads.

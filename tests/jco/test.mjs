@@ -48,12 +48,22 @@ try {
     assert.equal(echo1.headers.accept, 'application/vnd.api+json');
   });
 
-  // A typed export: get-list with a hostile id and a sparse fieldset.
-  const r2 = JSON.parse(c.getList({ id: 'a/b?c#d', fieldsList: ['name'], fieldsFlow: undefined, fieldsTag: undefined, include: undefined, additionalFieldsList: undefined }));
+  // A typed export: get-list with an id that needs escaping and a sparse fieldset.
+  const r2 = JSON.parse(c.getList({ id: '$custom:::x y', fieldsList: ['name'], fieldsFlow: undefined, fieldsTag: undefined, include: undefined, additionalFieldsList: undefined }));
   check('typed call keeps the id in its segment', () => {
     assert.equal(r2.echo.method, 'GET');
-    assert.equal(r2.echo.url, '/api/lists/a%2Fb%3Fc%23d?fields%5Blist%5D=name');
+    assert.equal(r2.echo.url, '/api/lists/%24custom%3A%3A%3Ax%20y?fields%5Blist%5D=name');
     assert.equal(r2.data[0].id, 'L1');
+  });
+  // An id that would leave its segment is refused before any request, naming the field.
+  check('an id that would change the path is a typed error', () => {
+    try {
+      c.getList({ id: 'a/../b', fieldsList: undefined, fieldsFlow: undefined, fieldsTag: undefined, include: undefined, additionalFieldsList: undefined });
+      assert.fail('expected an error');
+    } catch (e) {
+      assert.equal(e.payload.tag, 'invalid-input');
+      assert.equal(e.payload.val.field, 'id');
+    }
   });
 
   // A write through a typed export: the envelope is completed, the body is JSON:API.

@@ -74,13 +74,13 @@ try {
     const described = ours.filter((t) => !t.description.startsWith('Auto-generated'));
     assert.ok(described.length >= 351, `${described.length} of ${ours.length} tools have our docs`);
   });
-  const text = await granted.getList('a/b?c#d');
+  const text = await granted.getList('$custom:::x y');
   granted.stop();
   check('a tool call sends the exact request', () => {
     // The WIT result<string, api-error> as Wassette renders it: {"ok": "<the answer>"}.
     const echo = JSON.parse(JSON.parse(text).ok).echo;
     assert.equal(echo.method, 'GET');
-    assert.equal(echo.url, '/api/lists/a%2Fb%3Fc%23d?fields%5Blist%5D=name');
+    assert.equal(echo.url, '/api/lists/%24custom%3A%3A%3Ax%20y?fields%5Blist%5D=name');
     assert.equal(echo.headers.authorization, `Klaviyo-API-Key ${key}`);
     assert.equal(echo.headers.revision, '2026-07-15');
   });

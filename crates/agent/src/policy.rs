@@ -298,6 +298,23 @@ impl Policy {
             .any(|op| op.access != Access::Read && self.decide(op).decision != Decision::Deny)
     }
 
+    /// The read the API key is checked with (`check`, `/readyz`): the first of a few reads
+    /// that need no arguments which this policy allows; `None` when it allows none of them.
+    pub fn key_check_action(&self) -> Option<&'static str> {
+        [
+            "get_accounts",
+            "get_lists",
+            "get_metrics",
+            "get_segments",
+            "get_tags",
+        ]
+        .into_iter()
+        .find(|n| {
+            klaviyo_catalog::tools::operation(n)
+                .is_some_and(|op| self.decide(op).decision == Decision::Allow)
+        })
+    }
+
     /// Rules that load but do not do what they seem to say.
     pub fn lints(&self) -> Vec<Lint> {
         let mut out = Vec::new();

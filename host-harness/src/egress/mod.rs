@@ -64,19 +64,7 @@ pub struct CallLog {
 
 /// The per-call state of the hook.
 pub struct Hooks {
-    pub shared: Arc<Shared>,
-    /// Who answers `ask` for this call.
-    pub confirm: Arc<dyn crate::Confirm>,
-    /// The name the agent called, as given (for the audit log only).
-    pub called: String,
-    /// The tool that name resolves to, in the host's catalog: the call may make only its
-    /// operations' requests. `None` (an unknown name, or listing tools): no requests at all.
-    pub tool: Option<Tool>,
-    /// Who is calling (e.g. the HTTP client's token name), for the audit log.
-    pub client: Option<Arc<str>>,
-    pub log: Arc<Mutex<CallLog>>,
-    /// When the call must be answered.
-    pub deadline: Instant,
+    pub call: CallScope,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -89,15 +77,7 @@ impl WasiHttpHooks for Hooks {
         _options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let call = CallScope {
-            shared: self.shared.clone(),
-            confirm: self.confirm.clone(),
-            called: self.called.clone(),
-            tool: self.tool,
-            client: self.client.clone(),
-            log: self.log.clone(),
-            deadline: self.deadline,
-        };
+        let call = self.call.clone();
         Box::new(async move { guard(call, request).await })
     }
 }
@@ -106,11 +86,17 @@ impl WasiHttpHooks for Hooks {
 #[derive(Clone)]
 pub struct CallScope {
     pub shared: Arc<Shared>,
+    /// Who answers `ask` for this call.
     pub confirm: Arc<dyn crate::Confirm>,
+    /// The name the agent called, as given (for the audit log only).
     pub called: String,
+    /// The tool that name resolves to, in the host's catalog: the call may make only its
+    /// operations' requests. `None` (an unknown name, or listing tools): no requests at all.
     pub tool: Option<Tool>,
+    /// Who is calling (e.g. the HTTP client's token name), for the audit log.
     pub client: Option<Arc<str>>,
     pub log: Arc<Mutex<CallLog>>,
+    /// When the call must be answered.
     pub deadline: Instant,
 }
 

@@ -81,10 +81,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Constant-time equality of two byte strings of the same length.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use klaviyo_agent::auth::same;
 
 /// 32 random bytes from the operating system.
 pub fn random_key() -> std::io::Result<[u8; 32]> {

@@ -28,7 +28,6 @@ use rmcp::transport::streamable_http_server::{
     session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
 };
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,65 +40,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Debug)]
 pub struct ClientName(pub Arc<str>);
 
-/// A configured bearer token: its name and a digest of its value.
-#[derive(Clone)]
-pub struct Token {
-    pub name: Arc<str>,
-    digest: [u8; 32],
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Token({}, [redacted])", self.name)
-    }
-}
-
-impl Token {
-    pub fn new(name: &str, value: &str) -> Token {
-        Token {
-            name: Arc::from(name),
-            digest: Sha256::digest(value.as_bytes()).into(),
-        }
-    }
-}
-
-/// Parses tokens, one per line (or comma-separated): `name:token`, or a bare token (named
-/// `default`, `default-2`, …). `#` starts a comment line. `origin` names the source in errors.
-pub fn parse_tokens(text: &str, origin: &str) -> Result<Vec<Token>, String> {
-    let mut out: Vec<Token> = Vec::new();
-    for (i, item) in text.split(['\n', ',']).map(str::trim).enumerate() {
-        if item.is_empty() || item.starts_with('#') {
-            continue;
-        }
-        let (name, value) = match item.split_once(':') {
-            Some((n, v)) if !n.trim().is_empty() && !v.trim().is_empty() => {
-                (n.trim().to_string(), v.trim())
-            }
-            Some(_) => {
-                return Err(format!(
-                    "{origin}: entry {} is `name:token` with an empty part",
-                    i + 1
-                ))
-            }
-            None => (
-                if out.is_empty() {
-                    "default".to_string()
-                } else {
-                    format!("default-{}", out.len() + 1)
-                },
-                item,
-            ),
-        };
-        if value.len() < 16 {
-            return Err(format!("{origin}: the token named `{name}` is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)"));
-        }
-        if out.iter().any(|t| *t.name == *name) {
-            return Err(format!("{origin}: two tokens are named `{name}`"));
-        }
-        out.push(Token::new(&name, value));
-    }
-    Ok(out)
-}
+pub use klaviyo_agent::auth::{parse_tokens, Token};
 
 /// Everything `serve --http` needs besides the MCP server.
 #[derive(Clone, Debug)]
@@ -163,21 +104,11 @@ struct Gate {
 }
 
 impl Gate {
-    /// The client a request authenticates as: every token is compared (constant time each,
-    /// no early exit), so timing says nothing about which one is close.
+    /// The client a request authenticates as (`klaviyo_agent::auth`: every token compared in
+    /// constant time, no early exit). The seam for OAuth 2.1: a token validator returning a name.
     fn client_for(&self, headers: &http::HeaderMap) -> Option<Arc<str>> {
         let v = headers.get(header::AUTHORIZATION)?.as_bytes();
-        let presented = v
-            .strip_prefix(b"Bearer ")
-            .or_else(|| v.strip_prefix(b"bearer "))?;
-        let digest: [u8; 32] = Sha256::digest(presented).into();
-        let mut found = None;
-        for t in &self.tokens {
-            if super::approval::same(&t.digest, &digest) {
-                found = Some(t.name.clone());
-            }
-        }
-        found
+        klaviyo_agent::auth::client_for(&self.tokens, v).map(Arc::from)
     }
 
     fn host_ok(&self, headers: &http::HeaderMap) -> bool {
@@ -364,25 +295,8 @@ fn loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
-/// The read the key is checked with: one the policy allows and that needs no arguments.
-fn key_check_action(server: &Server) -> Option<&'static str> {
-    let p = &server.harness().settings().policy;
-    [
-        "get_accounts",
-        "get_lists",
-        "get_metrics",
-        "get_segments",
-        "get_tags",
-    ]
-    .into_iter()
-    .find(|n| {
-        klaviyo_catalog::tools::operation(n)
-            .is_some_and(|op| p.decide(op).decision == klaviyo_agent::policy::Decision::Allow)
-    })
-}
-
 async fn check_key(server: &Server, health: &Health) {
-    let Some(action) = key_check_action(server) else {
+    let Some(action) = server.harness().settings().policy.key_check_action() else {
         *health.last_check.lock().unwrap() = Some(
             json!({"ok": false, "at": crate::audit::now_rfc3339(), "detail": "the policy allows none of the reads the key is checked with (get_accounts, get_lists, get_metrics, get_segments, get_tags)"}),
         );
@@ -564,33 +478,6 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_parse_with_names() {
-        let t = parse_tokens(
-            "# comment\nalice:0123456789abcdef0123\n bob : fedcba9876543210fedc \n",
-            "f",
-        )
-        .unwrap();
-        assert_eq!(
-            t.iter().map(|t| &*t.name).collect::<Vec<_>>(),
-            ["alice", "bob"]
-        );
-        let t = parse_tokens("0123456789abcdef0123,fedcba9876543210fedc", "env").unwrap();
-        assert_eq!(
-            t.iter().map(|t| &*t.name).collect::<Vec<_>>(),
-            ["default", "default-2"]
-        );
-        assert!(parse_tokens("short", "f")
-            .unwrap_err()
-            .contains("shorter than 16"));
-        assert!(
-            parse_tokens("a:0123456789abcdef0123\na:0123456789abcdef0124", "f")
-                .unwrap_err()
-                .contains("two tokens")
-        );
-        assert!(!format!("{:?}", Token::new("x", "secret-value-123456")).contains("secret"));
-    }
 
     #[test]
     fn revisions_age() {
