@@ -368,6 +368,33 @@ fn a_key_file_readable_by_others_is_refused() {
         server.requests()[0].header("authorization"),
         Some(format!("Klaviyo-API-Key {FAKE_KEY}").as_str())
     );
+    // A private file in a directory others can write to: they could swap it. Refused.
+    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(cmd(Some(&server.url), None)
+        .args(["call", "get_lists", "--key-file"])
+        .arg(&key));
+    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("could replace the key") && !err.contains(FAKE_KEY),
+        "{err}"
+    );
+    // A key command that hangs is stopped, named, and nothing is sent.
+    let (code, _, err) =
+        run(cmd(Some(&server.url), None).args(["call", "get_lists", "--key-command", "sleep 60"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("`sleep 60` timed out"), "{err}");
+    assert_eq!(server.requests().len(), 1, "nothing more was sent");
+}
+
+#[test]
+fn an_http_server_without_tokens_listens_only_on_loopback() {
+    let (code, _, err) = run(cmd(None, Some(FAKE_KEY)).args(["serve", "--http", "0.0.0.0:0"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0") && err.contains("without a token"),
+        "{err}"
+    );
 }
 
 /// A server that pages 30 profiles by `page[size]` and `page[cursor]` (`c<offset>`).

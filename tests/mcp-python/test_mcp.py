@@ -252,6 +252,36 @@ async def http_suite(home):
         srv.stop()
     check("http: SIGTERM stops the server cleanly", srv.proc.returncode == 0, srv.proc.returncode)
 
+    # Limits: body size, per-client rate, slow clients.
+    up = Upstream()
+    srv = HttpServer(home, up, extra=("--http-max-body-bytes", "2000", "--http-rate-per-minute", "60"))
+    try:
+        auth = {"Authorization": f"Bearer {TOKENS['alice']}"}
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        async with httpx2.AsyncClient() as raw:
+            r = await raw.post(srv.url, content=b"{" + b" " * 5000 + b"}", headers={**auth, "content-type": "application/json"})
+            check("http: a body over the limit gets 413", r.status_code == 413, (r.status_code, r.text))
+            statuses = [(await raw.post(srv.url, json=ping, headers=auth)).status_code for _ in range(15)]
+            limited = [s for s in statuses if s == 429]
+            check("http: a client over its rate gets 429 with Retry-After", limited and statuses[0] != 429, statuses)
+            r = await raw.post(srv.url, json=ping, headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+            check("http: the rate is per client", r.status_code != 429, r.status_code)
+        # A client that sends half a request and stalls is cut off (10 s for the headers).
+        import socket
+        host, port = srv.base.split("//")[1].split(":")
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: " + f"{host}:{port}".encode() + b"\r\n")
+        sock.settimeout(30)
+        started = time.time()
+        try:
+            closed = sock.recv(1024) is not None
+        except OSError:
+            closed = True
+        check("http: a stalled client is cut off", closed and time.time() - started < 25, time.time() - started)
+        sock.close()
+    finally:
+        srv.stop()
+
     # ask over HTTP: the input-required round trip (default mode) and elicitation (legacy).
     for mode in ["auto", "legacy"]:
         for action, sends in [("accept", 1), ("decline", 0)]:

@@ -137,7 +137,14 @@ pub async fn serve_figures(bin: &Path, url: &str, calls: usize) -> Value {
     // keep-alive connection, then 64 clients at once.
     let t = Instant::now();
     let mut child = serve_cmd(bin, url, &home)
-        .args(["--http", "127.0.0.1:0", "--http-rate-per-minute", "100000000", "--http-max-concurrent-calls", "64"])
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--http-rate-per-minute",
+            "100000000",
+            "--http-max-concurrent-calls",
+            "64",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
