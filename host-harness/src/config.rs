@@ -380,24 +380,21 @@ impl Layer {
     }
 }
 
-/// What `serve` runs with.
-#[derive(Clone, Debug)]
-pub struct Serve {
-    pub mode: ServeMode,
-    pub toolsets: Option<Vec<String>>,
-    pub read_only: bool,
-    pub untrusted: UntrustedContent,
-    pub http: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub token_command: Option<String>,
-    pub tokens_env: Option<String>,
-    pub allowed_hosts: Vec<String>,
-    pub allowed_origins: Vec<String>,
-    pub max_concurrent_calls: Option<usize>,
-    pub max_body_bytes: Option<usize>,
-    pub rate_per_minute: Option<u32>,
-    pub key_check_every: Option<Duration>,
-    pub grace: Option<Duration>,
+impl ServeLayer {
+    /// Discovery unless set.
+    pub fn mode(&self) -> ServeMode {
+        self.mode.unwrap_or(ServeMode::Discovery)
+    }
+
+    /// Off unless set.
+    pub fn read_only(&self) -> bool {
+        self.read_only.unwrap_or(false)
+    }
+
+    /// Label unless set.
+    pub fn untrusted(&self) -> UntrustedContent {
+        self.untrusted_content.unwrap_or(UntrustedContent::Label)
+    }
 }
 
 /// The resolved configuration.
@@ -406,7 +403,8 @@ pub struct Resolved {
     pub settings: Settings,
     /// The component to run: `None` means the one built into the binary (or found beside it).
     pub component: Option<PathBuf>,
-    pub serve: Serve,
+    /// The server's settings, merged (defaults: [`ServeLayer::mode`] and the others).
+    pub serve: ServeLayer,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -474,30 +472,10 @@ pub fn resolve(
         .state_dir
         .clone()
         .or_else(|| default_dir("KLAVIYO_STATE_DIR", "XDG_STATE_HOME", ".local/state"));
-    let v = l.serve;
-    let serve = Serve {
-        mode: v.mode.unwrap_or(ServeMode::Discovery),
-        toolsets: v.toolsets,
-        read_only: v.read_only.unwrap_or(false),
-        untrusted: v.untrusted_content.unwrap_or(UntrustedContent::Label),
-        http: v.http,
-        token_file: v.http_token_file,
-        token_command: v.http_token_command,
-        tokens_env: v.http_tokens,
-        allowed_hosts: v.http_allowed_hosts.unwrap_or_default(),
-        allowed_origins: v.http_allowed_origins.unwrap_or_default(),
-        max_concurrent_calls: v.http_max_concurrent_calls,
-        max_body_bytes: v.http_max_body_bytes,
-        rate_per_minute: v.http_rate_per_minute,
-        key_check_every: v
-            .key_check_minutes
-            .map(|m| Duration::from_secs(m.max(1) * 60)),
-        grace: v.grace_secs.map(Duration::from_secs),
-    };
     Ok(Resolved {
         settings: s,
         component: l.component,
-        serve,
+        serve: l.serve,
         config_file,
     })
 }
@@ -569,12 +547,12 @@ mod tests {
         .unwrap();
         assert_eq!(r.settings.base_url, "http://127.0.0.1:2");
         assert_eq!(r.settings.revision, "2025-01-01");
-        assert_eq!(r.serve.mode, ServeMode::All, "tables merge key by key");
+        assert_eq!(r.serve.mode(), ServeMode::All, "tables merge key by key");
         assert_eq!(r.serve.http.as_deref(), Some("127.0.0.1:8"));
         let r = resolve(&Layer::default(), None, false, false).unwrap();
         assert_eq!(r.settings.base_url, DEFAULT_BASE_URL);
         assert_eq!(r.settings.revision, klaviyo_catalog::generated::REVISION);
-        assert_eq!(r.serve.mode, ServeMode::Discovery);
+        assert_eq!(r.serve.mode(), ServeMode::Discovery);
     }
 
     #[test]

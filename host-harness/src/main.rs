@@ -751,10 +751,10 @@ fn scopes(json_out: bool, s: &klaviyo_harness::Settings) -> Result<Exit, Error> 
 }
 
 /// Bearer tokens for `serve --http`: the file (mode 600), the environment, a command.
-fn http_tokens(v: &config::Serve) -> Result<Vec<klaviyo_harness::mcp::http::Token>, Error> {
+fn http_tokens(v: &ServeLayer) -> Result<Vec<klaviyo_harness::mcp::http::Token>, Error> {
     use klaviyo_harness::mcp::http::parse_tokens;
     let mut tokens = Vec::new();
-    if let Some(p) = &v.token_file {
+    if let Some(p) = &v.http_token_file {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -777,10 +777,10 @@ fn http_tokens(v: &config::Serve) -> Result<Vec<klaviyo_harness::mcp::http::Toke
             parse_tokens(&text, &format!("token file {}", p.display())).map_err(Error::Config)?,
         );
     }
-    if let Some(t) = &v.tokens_env {
+    if let Some(t) = &v.http_tokens {
         tokens.extend(parse_tokens(t, "KLAVIYO_MCP_TOKENS").map_err(Error::Config)?);
     }
-    if let Some(c) = &v.token_command {
+    if let Some(c) = &v.http_token_command {
         let out = std::process::Command::new("sh")
             .args(["-c", c])
             .stdin(std::process::Stdio::null())
@@ -817,13 +817,13 @@ async fn serve_mcp(r: &Resolved) -> Result<Exit, Error> {
         vec![]
     };
     let surface = klaviyo_agent::mcp::Surface::new(
-        match v.mode {
+        match v.mode() {
             ServeMode::Discovery => klaviyo_harness::mcp::Mode::Discovery,
             ServeMode::All => klaviyo_harness::mcp::Mode::All,
         },
         v.toolsets.clone(),
-        v.read_only,
-        match v.untrusted {
+        v.read_only(),
+        match v.untrusted() {
             UntrustedContent::Hide => klaviyo_harness::mcp::Untrusted::Hide,
             UntrustedContent::Label => klaviyo_harness::mcp::Untrusted::Label,
             UntrustedContent::Show => klaviyo_harness::mcp::Untrusted::Show,
@@ -841,22 +841,22 @@ async fn serve_mcp(r: &Resolved) -> Result<Exit, Error> {
         Some(addr) => {
             let mut o = klaviyo_harness::mcp::http::HttpOptions::new(addr);
             o.tokens = tokens;
-            o.allowed_hosts = v.allowed_hosts.clone();
-            o.allowed_origins = v.allowed_origins.clone();
-            if let Some(n) = v.max_concurrent_calls {
+            o.allowed_hosts = v.http_allowed_hosts.clone().unwrap_or_default();
+            o.allowed_origins = v.http_allowed_origins.clone().unwrap_or_default();
+            if let Some(n) = v.http_max_concurrent_calls {
                 o.max_concurrent_calls = n;
             }
-            if let Some(n) = v.max_body_bytes {
+            if let Some(n) = v.http_max_body_bytes {
                 o.max_body_bytes = n;
             }
-            if let Some(n) = v.rate_per_minute {
+            if let Some(n) = v.http_rate_per_minute {
                 o.rate_per_minute = n;
             }
-            if let Some(d) = v.key_check_every {
-                o.key_check_every = d;
+            if let Some(m) = v.key_check_minutes {
+                o.key_check_every = std::time::Duration::from_secs(m.max(1) * 60);
             }
-            if let Some(d) = v.grace {
-                o.grace = d;
+            if let Some(secs) = v.grace_secs {
+                o.grace = std::time::Duration::from_secs(secs);
             }
             klaviyo_harness::mcp::http::serve_http(server, o, |_| {})
                 .await
