@@ -16,6 +16,8 @@ pub mod dirs;
 pub mod egress;
 pub mod mcp;
 pub mod policy;
+pub mod reconcile;
+pub mod report;
 pub mod runtime;
 pub mod secrets;
 pub mod throttle;

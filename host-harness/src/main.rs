@@ -13,7 +13,7 @@ use klaviyo_harness::runtime::{
 };
 use klaviyo_harness::{Harness, TtyConfirm};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,7 +32,8 @@ Examples:
 
 Exit codes: 0 ok, 1 internal error, 2 bad input or unknown tool, 3 denied by policy,
 4 not configured (no key, no component), 5 Klaviyo answered an error, 6 throttled,
-7 transport error or timeout, 8 a write may or may not have happened.
+7 transport error or timeout, 8 a write may or may not have happened,
+9 `report --verify` found the audit log's hash chain broken.
 --json prints {\"ok\": true, \"result\": …, \"http\": {…}} or {\"ok\": false, \"error\": {\"kind\": …}}.";
 
 #[derive(Parser)]
@@ -104,6 +105,28 @@ enum Command {
     Check,
     /// The minimal set of API key scopes the current policy needs.
     Scopes,
+    /// What the agent did, from the audit log: per day, per action, writes that landed, what
+    /// needs a person's look. `--verify` checks the log's hash chain instead.
+    Report {
+        /// The first day to include: `7d` (the last 7 days) or a date YYYY-MM-DD.
+        #[arg(long)]
+        since: Option<String>,
+        /// text, json or html (one self-contained page).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Check the hash chain of the log (and of rotated files given with --log, oldest first).
+        #[arg(long)]
+        verify: bool,
+        /// Audit log files to read, rotated ones first [default: the configured audit log].
+        #[arg(long = "log", value_name = "FILE")]
+        logs: Vec<PathBuf>,
+    },
+    /// Settle writes whose outcome is unknown: for each, run the read that shows whether it
+    /// happened and record the answer in the audit log. Never sends a write again.
+    Reconcile,
     /// Serve the actions to agents over MCP (stdio, or Streamable HTTP with --http).
     Serve {
         #[command(flatten)]
@@ -123,6 +146,7 @@ enum Exit {
     Throttled = 6,
     Transport = 7,
     OutcomeUnknown = 8,
+    AuditBroken = 9,
 }
 
 impl From<&Failure> for Exit {
@@ -333,6 +357,21 @@ async fn run(cli: Cli) -> Result<Exit, Error> {
             schema,
         } => describe(json_out, name, path.as_deref(), *schema),
         Command::Scopes => scopes(json_out, &resolve(&cli, None, false)?.settings),
+        Command::Reconcile => reconcile(&cli).await,
+        Command::Report {
+            since,
+            format,
+            out,
+            verify,
+            logs,
+        } => report(
+            &cli,
+            since.as_deref(),
+            format,
+            out.as_deref(),
+            *verify,
+            logs,
+        ),
         Command::Call {
             tool: name,
             args,
@@ -574,9 +613,8 @@ fn tools(
         let v: Vec<Value> = selected
             .iter()
             .map(|t| {
-                let rl = t.rate_limit();
                 json!({"name": t.name(), "title": t.title(), "tag": t.tag(), "access": t.access().as_str(), "scopes": t.scopes(),
-                       "rate_limit": {"burst_per_second": rl.burst_per_second, "steady_per_minute": rl.steady_per_minute, "daily": rl.daily},
+                       "rate_limit": t.rate_limit(),
                        "aliases": t.aliases()})
             })
             .collect();
@@ -729,6 +767,188 @@ async fn check(json_out: bool, h: &Harness, r: &Resolved) -> Result<Exit, Error>
         }
     }
     Ok(code)
+}
+
+/// `reconcile`: the reads that settle the audit log's unknown writes, each recorded there.
+async fn reconcile(cli: &Cli) -> Result<Exit, Error> {
+    use klaviyo_harness::reconcile;
+    let r = resolve(cli, None, false)?;
+    let Some(log) = r.settings.audit_log.clone() else {
+        return Err(Error::NotConfigured(
+            "reconcile reads and writes the audit log, and none is configured: pass --audit-log PATH (or KLAVIYO_AUDIT_LOG, or `audit_log` in the config file)".into(),
+        ));
+    };
+    let text = match std::fs::read_to_string(&log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::NotConfigured(format!(
+                "audit log {}: {e}",
+                log.display()
+            )))
+        }
+    };
+    let records: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let pending = reconcile::pending(&records);
+    let mut results = Vec::new();
+    let mut unsettled = 0;
+    if !pending.is_empty() {
+        let h = harness(&r)?;
+        for p in &pending {
+            let (outcome, text, read) = match reconcile::read_for(p) {
+                Ok((read, args)) => {
+                    let out = h.call(read.id, &Value::Object(args).to_string()).await;
+                    let (o, t) = reconcile::judge(p, &out.result);
+                    (o, t, Some(read.id))
+                }
+                Err(why) => ("could-not-check", why, None),
+            };
+            unsettled += usize::from(outcome == "could-not-check");
+            let rec = klaviyo_harness::audit::Record {
+                time: klaviyo_harness::audit::now_rfc3339(),
+                event: "reconciled",
+                request: p.request,
+                tool: "reconcile",
+                client: None,
+                operation: p.operation.id,
+                access: p.operation.access.as_str(),
+                decision: "-",
+                method: &p.method,
+                path: &p.path,
+                status: None,
+                duration_ms: None,
+                klaviyo_request_id: None,
+                detail: Some(text.clone()),
+                outcome: Some(outcome),
+                paced_ms: None,
+                check: read.map(String::from),
+            };
+            h.shared().audit.write(&rec).map_err(Error::Internal)?;
+            results.push(json!({"request": p.request, "time": p.time, "operation": p.operation.id, "method": p.method, "path": p.path, "outcome": outcome, "read": read, "text": text}));
+        }
+    }
+    if cli.json {
+        println!("{}", json!({"ok": unsettled == 0, "result": results}));
+    } else if results.is_empty() {
+        println!(
+            "nothing to reconcile: no write with an unknown outcome is pending in {}",
+            log.display()
+        );
+    } else {
+        for v in &results {
+            println!(
+                "{} {} {} ({}): {}: {}",
+                v["time"].as_str().unwrap_or(""),
+                v["method"].as_str().unwrap_or(""),
+                v["path"].as_str().unwrap_or(""),
+                v["operation"].as_str().unwrap_or(""),
+                v["outcome"].as_str().unwrap_or(""),
+                v["text"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(if unsettled == 0 {
+        Exit::Ok
+    } else {
+        Exit::OutcomeUnknown
+    })
+}
+
+/// `report`: the figures of the audit log, or the check of its chain.
+fn report(
+    cli: &Cli,
+    since: Option<&str>,
+    format: &str,
+    out: Option<&Path>,
+    verify: bool,
+    logs: &[PathBuf],
+) -> Result<Exit, Error> {
+    use klaviyo_harness::report;
+    let input = |field: &str, why: String| Error::Input(vec![Problem::new(Some(field), why)]);
+    let format = if cli.json { "json" } else { format };
+    if !["text", "json", "html"].contains(&format) {
+        return Err(input(
+            "--format",
+            format!("`{format}` is not a format: use text, json or html"),
+        ));
+    }
+    let logs = if logs.is_empty() {
+        match resolve(cli, None, false)?.settings.audit_log {
+            Some(p) => vec![p],
+            None => return Err(Error::NotConfigured(
+                "no audit log is configured: pass --log FILE, or turn auditing on with --audit-log PATH (or KLAVIYO_AUDIT_LOG, or `audit_log` in the config file)".into(),
+            )),
+        }
+    } else {
+        logs.to_vec()
+    };
+    if verify {
+        let v = klaviyo_harness::audit::verify(&logs)
+            .map_err(|e| Error::NotConfigured(format!("cannot read the audit log: {e}")))?;
+        if cli.json {
+            println!(
+                "{}",
+                json!({"ok": v.broken.is_none(), "result": {"files": v.files, "records": v.records, "broken": v.broken, "notes": v.notes}})
+            );
+        } else {
+            for n in &v.notes {
+                println!("note: {n}");
+            }
+            match &v.broken {
+                None => println!(
+                    "the chain holds: {} records in {} file(s)",
+                    v.records, v.files
+                ),
+                Some(b) => println!(
+                    "the chain is broken: {b} ({} records verified before it)",
+                    v.records
+                ),
+            }
+        }
+        return Ok(if v.broken.is_none() {
+            Exit::Ok
+        } else {
+            Exit::AuditBroken
+        });
+    }
+    let since = match since {
+        None => None,
+        Some(s) => Some(
+            report::since_day(s, &klaviyo_harness::audit::now_rfc3339()[..10])
+                .map_err(|e| input("--since", e))?,
+        ),
+    };
+    // A progress line on a terminal, for logs big enough to take a while.
+    let big = logs
+        .iter()
+        .filter_map(|p| p.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>()
+        > 16 << 20;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = |share: f64| {
+        if big && tty {
+            eprint!("\rreading the audit log… {:3.0}%", share * 100.0);
+            if share >= 1.0 {
+                eprintln!();
+            }
+        }
+    };
+    let r = report::read(&logs, since.as_deref(), &mut progress).map_err(Error::NotConfigured)?;
+    let text = match format {
+        "json" => json!({"ok": true, "result": r}).to_string() + "\n",
+        "html" => report::html(&r),
+        _ => report::text(&r),
+    };
+    match out {
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", p.display())))?,
+        None => print!("{text}"),
+    }
+    Ok(Exit::Ok)
 }
 
 fn scopes(json_out: bool, s: &klaviyo_harness::Settings) -> Result<Exit, Error> {

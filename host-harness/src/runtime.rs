@@ -110,16 +110,9 @@ pub struct ToolInfo {
     pub tag: String,
     pub access: String,
     pub scopes: Vec<String>,
-    pub rate_limit: RateLimitInfo,
+    pub rate_limit: klaviyo_catalog::RateLimit,
     pub aliases: Vec<String>,
     pub input_schema: serde_json::Value,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct RateLimitInfo {
-    pub burst_per_second: u32,
-    pub steady_per_minute: u32,
-    pub daily: Option<u32>,
 }
 
 /// The result of one call, and what the host saw of it.
@@ -611,6 +604,9 @@ impl Harness {
                     duration_ms: None,
                     klaviyo_request_id: None,
                     detail: Some(why.clone()),
+                    outcome: None,
+                    paced_ms: None,
+                    check: None,
                 });
             }
         }
@@ -815,7 +811,7 @@ fn tool_info(t: wit_tools::Tool) -> Result<ToolInfo> {
         }
         .to_string(),
         scopes: t.scopes,
-        rate_limit: RateLimitInfo {
+        rate_limit: klaviyo_catalog::RateLimit {
             burst_per_second: t.rate_limit.burst_per_second,
             steady_per_minute: t.rate_limit.steady_per_minute,
             daily: t.rate_limit.daily,

@@ -20,5 +20,10 @@ if [ ! -x "$prism/node_modules/.bin/prism" ]; then
 fi
 port=${CONFORMANCE_PORT:-4010}
 cd "$root"
-cargo run -q -p conformance -- --prism-dir "$prism" --shared "$shared" --port "$port" \
+# Built with the whole workspace's test feature set, as `cargo test --workspace` builds it, so
+# nothing it shares with the tests (wasmtime, the harness) is compiled a second time; a plain
+# `cargo run -p conformance` resolves features without the tests' dev-dependencies and rebuilt
+# the harness and wasmtime (4 minutes and 1.5 GB in CI).
+cargo build -q --workspace --tests --bins
+"${CARGO_TARGET_DIR:-$root/target}/debug/conformance" --prism-dir "$prism" --shared "$shared" --port "$port" \
   --report "$root/target/conformance-report.md"

@@ -26,6 +26,9 @@ use crate::suggest::{did_you_mean, nearest};
 use klaviyo_catalog::response::{compact, Failure};
 use klaviyo_catalog::tools::{normalize, Tool};
 use klaviyo_catalog::{Access, Method};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 /// Which tools a server lists.
@@ -263,10 +266,7 @@ impl Surface {
                 "name": "search_actions",
                 "title": "Search Klaviyo actions",
                 "description": "Find Klaviyo actions (profiles, lists, segments, campaigns, flows, catalogs, coupons, events, metrics, reports, tags, templates, images, forms, reviews, webhooks, …) from a plain-language request, e.g. `subscribe someone to SMS` or `open rate of a campaign`. Returns the best matches with their name, access class and what the policy says; then describe_action for the arguments and call_action to run it.",
-                "inputSchema": {"type": "object", "properties": {
-                    "query": {"type": "string", "minLength": 1, "description": "What you want to do, in words."},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results (default 8)."}
-                }, "required": ["query"], "additionalProperties": false},
+                "inputSchema": input_schema::<SearchArgs>(),
                 "outputSchema": {"type": "object", "properties": {
                     "results": {"type": "array", "items": {"type": "object", "properties": {
                         "name": {"type": "string"}, "title": {"type": "string"}, "tag": {"type": "string"},
@@ -282,11 +282,7 @@ impl Surface {
                 "name": "describe_action",
                 "title": "Describe a Klaviyo action",
                 "description": "Describe one Klaviyo action compactly: what it does, access class, scopes, rate limits, its arguments (required first, each with type, allowed values and a line of description) and a minimal example that runs as it is. Deeper parts: `path` (e.g. `body.data.attributes.definition`); the whole JSON Schema: `full: true`.",
-                "inputSchema": {"type": "object", "properties": {
-                    "name": {"type": "string", "minLength": 1, "description": "The action's name (from search_actions), alias or title."},
-                    "path": {"type": "string", "description": "A dotted path into the arguments to describe in detail."},
-                    "full": {"type": "boolean", "description": "The full JSON Schema of the arguments (can be large)."}
-                }, "required": ["name"], "additionalProperties": false},
+                "inputSchema": input_schema::<DescribeArgs>(),
                 "outputSchema": {"type": "object", "properties": {"name": {"type": "string"}, "policy": {"type": "string"}}, "required": ["name"]},
                 "annotations": {"title": "Describe a Klaviyo action", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
             }),
@@ -294,11 +290,7 @@ impl Surface {
                 "name": "call_action",
                 "title": "Run a Klaviyo action",
                 "description": format!("{call_desc}{}", self.trust_sentence()),
-                "inputSchema": {"type": "object", "properties": {
-                    "name": {"type": "string", "minLength": 1, "description": "The action's name."},
-                    "arguments": {"type": "object", "description": "The action's arguments, as describe_action shows."},
-                    "raw_response": {"type": "boolean", "description": "Klaviyo's raw JSON:API response instead of the compact form."}
-                }, "required": ["name"], "additionalProperties": false},
+                "inputSchema": input_schema::<CallArgs>(),
                 "outputSchema": result_schema(),
                 "annotations": {"title": "Run a Klaviyo action", "readOnlyHint": !writes, "destructiveHint": destructive, "idempotentHint": false, "openWorldHint": true}
             }),
@@ -351,9 +343,6 @@ impl Surface {
 
     /// Understands a `tools/call`.
     pub fn dispatch(&self, name: &str, mut args: Map<String, Value>) -> Dispatch {
-        let text = |args: &Map<String, Value>, k: &str| {
-            args.get(k).and_then(Value::as_str).map(str::to_string)
-        };
         if self.mode == Mode::All {
             let raw = match take_raw(&mut args) {
                 Ok(r) => r,
@@ -370,32 +359,31 @@ impl Surface {
         }
         match name {
             "search_actions" => {
-                let Some(q) = text(&args, "query").filter(|q| !q.trim().is_empty()) else {
+                let a: SearchArgs = match parse_args(name, args) {
+                    Ok(a) => a,
+                    Err(e) => return Dispatch::Answer(e),
+                };
+                if a.query.trim().is_empty() {
                     return Dispatch::Answer(bad_argument("query", "required: what you want to do, in words"));
-                };
-                let limit = match args.get("limit") {
-                    None => 8,
-                    Some(v) => match v.as_u64() {
-                        Some(n @ 1..=50) => n as usize,
-                        _ => return Dispatch::Answer(bad_argument("limit", &format!("must be an integer from 1 to 50, got {v}"))),
-                    },
-                };
-                if let Some(k) = args.keys().find(|k| !["query", "limit"].contains(&k.as_str())) {
-                    return Dispatch::Answer(bad_argument(k, "unknown argument; search_actions takes query and limit"));
                 }
-                Dispatch::Answer(self.search_result(&q, limit))
+                let limit = match a.limit {
+                    None => 8,
+                    Some(n @ 1..=50) => n as usize,
+                    Some(n) => return Dispatch::Answer(bad_argument("limit", &format!("must be an integer from 1 to 50, got {n}"))),
+                };
+                Dispatch::Answer(self.search_result(&a.query, limit))
             }
             "describe_action" => {
-                let Some(n) = text(&args, "name") else {
-                    return Dispatch::Answer(bad_argument("name", "required: an action name (from search_actions)"));
+                let a: DescribeArgs = match parse_args(name, args) {
+                    Ok(a) => a,
+                    Err(e) => return Dispatch::Answer(e),
                 };
-                let tool = match self.find(&n) {
+                let tool = match self.find(&a.name) {
                     Ok(t) => t,
                     Err(why) => return Dispatch::Answer(error_result(&why)),
                 };
-                let path = text(&args, "path");
-                let full = args.get("full").and_then(Value::as_bool).unwrap_or(false);
-                match describe(tool, &DescribeOptions { path: path.as_deref(), full }) {
+                let options = DescribeOptions { path: a.path.as_deref(), full: a.full.unwrap_or(false) };
+                match describe(tool, &options) {
                     Ok(mut d) => {
                         if let Some(m) = d.as_object_mut() {
                             m.insert("name".into(), json!(tool.name()));
@@ -407,22 +395,19 @@ impl Surface {
                 }
             }
             "call_action" => {
-                let Some(n) = text(&args, "name") else {
-                    return Dispatch::Answer(bad_argument("name", "required: an action name (from search_actions)"));
+                let a: CallArgs = match parse_args(name, args) {
+                    Ok(a) => a,
+                    Err(e) => return Dispatch::Answer(e),
                 };
-                let mut inner = match args.remove("arguments") {
-                    None | Some(Value::Null) => Map::new(),
-                    Some(Value::Object(m)) => m,
-                    Some(other) => return Dispatch::Answer(bad_argument("arguments", &format!("must be an object, got {other}"))),
-                };
-                if let Some(r) = args.remove("raw_response") {
-                    inner.insert("raw_response".into(), r);
+                let mut inner = a.arguments.unwrap_or_default();
+                if let Some(r) = a.raw_response {
+                    inner.insert("raw_response".into(), Value::Bool(r));
                 }
                 let raw = match take_raw(&mut inner) {
                     Ok(r) => r,
                     Err(e) => return Dispatch::Answer(e),
                 };
-                match self.find(&n) {
+                match self.find(&a.name) {
                     Ok(tool) => Dispatch::Run { tool, arguments: inner, raw },
                     Err(why) => Dispatch::Answer(error_result(&why)),
                 }
@@ -528,6 +513,123 @@ impl Surface {
     }
 }
 
+/// Arguments of `search_actions`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    /// What you want to do, in words.
+    #[schemars(length(min = 1))]
+    pub query: String,
+    /// Most results (default 8).
+    #[schemars(range(min = 1, max = 50))]
+    pub limit: Option<u32>,
+}
+
+/// Arguments of `describe_action`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeArgs {
+    /// The action's name (from search_actions), alias or title.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// A dotted path into the arguments to describe in detail.
+    pub path: Option<String>,
+    /// The full JSON Schema of the arguments (can be large).
+    pub full: Option<bool>,
+}
+
+/// Arguments of `call_action`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallArgs {
+    /// The action's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The action's arguments, as describe_action shows.
+    pub arguments: Option<Map<String, Value>>,
+    /// Klaviyo's raw JSON:API response instead of the compact form.
+    pub raw_response: Option<bool>,
+}
+
+/// A meta-tool's input schema, derived from its argument struct (without the `$schema` and
+/// `title` an MCP tool does not need).
+fn input_schema<T: JsonSchema>() -> Value {
+    let mut v = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("$schema");
+        m.remove("title");
+        m.remove("description");
+    }
+    v
+}
+
+/// `args` as the typed arguments of meta-tool `tool`; bad input is a tool error naming the
+/// field (an agent reads and fixes tool errors; a protocol error it may not even see).
+fn parse_args<T: DeserializeOwned + JsonSchema>(
+    tool: &str,
+    args: Map<String, Value>,
+) -> Result<T, Value> {
+    let schema = input_schema::<T>();
+    let err = match serde_json::from_value::<T>(Value::Object(args.clone())) {
+        Ok(t) => return Ok(t),
+        Err(e) => e.to_string(),
+    };
+    let props = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    // Sorted, whatever order the JSON map keeps (serde_json's `preserve_order` is a workspace-wide feature).
+    let mut names: Vec<&String> = props.keys().collect();
+    names.sort();
+    let takes = names
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // serde names the field of an unknown or a missing argument between backticks.
+    let named = |prefix: &str| {
+        err.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('`'))
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string)
+    };
+    if let Some(f) = named("unknown field ") {
+        return Err(bad_argument(
+            &f,
+            &format!("unknown argument; {tool} takes {takes}"),
+        ));
+    }
+    if let Some(f) = named("missing field ") {
+        return Err(bad_argument(&f, "required"));
+    }
+    // A value of the wrong type: the first argument the derived schema's `type` refuses.
+    for (k, v) in &args {
+        let want: Vec<&str> = match &props.get(k).map(|p| &p["type"]) {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        let fits = want.iter().any(|t| match *t {
+            "string" => v.is_string(),
+            "integer" => v.is_u64() || v.is_i64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "null" => v.is_null(),
+            _ => true,
+        });
+        if !fits {
+            let want: Vec<&str> = want.into_iter().filter(|t| *t != "null").collect();
+            return Err(bad_argument(
+                k,
+                &format!("must be {}, got {v}", want.join(" or ")),
+            ));
+        }
+    }
+    Err(bad_argument("arguments", &err))
+}
+
 /// The output schema of action results.
 pub fn result_schema() -> Value {
     json!({"type": "object", "properties": {
@@ -607,8 +709,8 @@ pub fn explain(tool: &str, f: &Failure) -> String {
         Failure::Http { status, errors, hint, request_id, body } => {
             let mut s = format!("Klaviyo answered HTTP {status} to `{tool}`.");
             for e in errors {
-                s.push_str(&format!("\n- {}: {}", e.code, if e.detail.is_empty() { &e.title } else { &e.detail }));
-                if let Some(p) = e.source_pointer.as_deref().or(e.source_parameter.as_deref()) {
+                s.push_str(&format!("\n- {}: {}", e.code, e.text()));
+                if let Some(p) = e.location() {
                     s.push_str(&format!(" (source: {p})"));
                 }
             }
@@ -664,4 +766,154 @@ pub fn hide_public_text(mut v: Value) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn surface() -> Surface {
+        Surface::new(
+            Mode::Discovery,
+            None,
+            true,
+            Untrusted::Label,
+            Policy::read_only(),
+            CLI,
+        )
+        .unwrap()
+    }
+
+    fn answer(name: &str, args: Value) -> Value {
+        match surface().dispatch(name, args.as_object().unwrap().clone()) {
+            Dispatch::Answer(v) => v,
+            Dispatch::Run { tool, .. } => panic!("ran {}", tool.name()),
+            Dispatch::UnknownTool(t) => panic!("unknown tool: {t}"),
+        }
+    }
+
+    /// The error an agent reads: a tool error (not a protocol error) naming the field.
+    fn field_error(v: &Value) -> (&str, &str) {
+        assert_eq!(v["isError"], true, "{v}");
+        let e = &v["structuredContent"]["error"];
+        (e["field"].as_str().unwrap(), e["message"].as_str().unwrap())
+    }
+
+    #[test]
+    fn meta_tool_schemas_are_derived_from_their_argument_structs() {
+        let tools = surface().tools();
+        let schema =
+            |name: &str| tools.iter().find(|t| t["name"] == name).unwrap()["inputSchema"].clone();
+        let s = schema("search_actions");
+        assert_eq!(s["type"], "object");
+        assert_eq!(s["required"], json!(["query"]));
+        assert_eq!(s["additionalProperties"], false);
+        assert_eq!(s["properties"]["query"]["minLength"], 1);
+        assert_eq!(
+            (
+                s["properties"]["limit"]["minimum"].as_u64(),
+                s["properties"]["limit"]["maximum"].as_u64()
+            ),
+            (Some(1), Some(50))
+        );
+        assert_eq!(
+            s["properties"]["query"]["description"],
+            "What you want to do, in words."
+        );
+        assert!(s.get("$schema").is_none() && s.get("title").is_none());
+        assert_eq!(schema("describe_action")["required"], json!(["name"]));
+        let c = schema("call_action");
+        assert_eq!(c["required"], json!(["name"]));
+        let mut props: Vec<&String> = c["properties"].as_object().unwrap().keys().collect();
+        props.sort();
+        assert_eq!(props, ["arguments", "name", "raw_response"]);
+    }
+
+    #[test]
+    fn bad_meta_tool_arguments_are_tool_errors_naming_the_field() {
+        let v = answer("search_actions", json!({"query": "lists", "limti": 3}));
+        assert_eq!(
+            field_error(&v),
+            (
+                "limti",
+                "Invalid argument `limti`: unknown argument; search_actions takes `limit`, `query`"
+            )
+        );
+        let v = answer("search_actions", json!({"limit": 3}));
+        assert_eq!(
+            field_error(&v),
+            ("query", "Invalid argument `query`: required")
+        );
+        let v = answer("search_actions", json!({"query": "lists", "limit": "many"}));
+        assert_eq!(
+            field_error(&v),
+            (
+                "limit",
+                "Invalid argument `limit`: must be integer, got \"many\""
+            )
+        );
+        let v = answer("search_actions", json!({"query": "lists", "limit": 99}));
+        assert_eq!(
+            field_error(&v),
+            (
+                "limit",
+                "Invalid argument `limit`: must be an integer from 1 to 50, got 99"
+            )
+        );
+        let v = answer("search_actions", json!({"query": "  "}));
+        assert_eq!(field_error(&v).0, "query");
+        let v = answer("describe_action", json!({"name": 7}));
+        assert_eq!(
+            field_error(&v),
+            ("name", "Invalid argument `name`: must be string, got 7")
+        );
+        let v = answer(
+            "call_action",
+            json!({"name": "get_lists", "arguments": [1]}),
+        );
+        assert_eq!(
+            field_error(&v),
+            (
+                "arguments",
+                "Invalid argument `arguments`: must be object, got [1]"
+            )
+        );
+        let v = answer(
+            "call_action",
+            json!({"name": "get_lists", "raw_response": "yes"}),
+        );
+        assert_eq!(field_error(&v).0, "raw_response");
+    }
+
+    #[test]
+    fn good_meta_tool_arguments_reach_the_action() {
+        match surface().dispatch(
+            "call_action",
+            json!({"name": "get-lists", "arguments": {"page_size": 5}, "raw_response": true})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ) {
+            Dispatch::Run {
+                tool,
+                arguments,
+                raw,
+            } => {
+                assert_eq!(tool.name(), "get_lists");
+                assert_eq!(Value::Object(arguments), json!({"page_size": 5}));
+                assert!(raw);
+            }
+            _ => panic!("not run"),
+        }
+        let v = answer("search_actions", json!({"query": "lists", "limit": 2}));
+        assert_eq!(
+            v["structuredContent"]["results"].as_array().unwrap().len(),
+            2
+        );
+        let v = answer(
+            "describe_action",
+            json!({"name": "get_lists", "full": false}),
+        );
+        assert_eq!(v["structuredContent"]["name"], "get_lists");
+    }
 }

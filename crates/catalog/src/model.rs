@@ -122,8 +122,9 @@ pub struct Body {
     pub data_is_array: bool,
 }
 
-/// Klaviyo's per-account rate limit tier for an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Klaviyo's per-account rate limit tier for an operation. Serialises as
+/// `{"burst_per_second", "steady_per_minute", "daily"}` (CLI `--json`, tool listings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct RateLimit {
     pub burst_per_second: u32,
     pub steady_per_minute: u32,

@@ -83,6 +83,24 @@ pub struct KlaviyoError {
     pub source_parameter: Option<String>,
 }
 
+impl KlaviyoError {
+    /// What went wrong: the detail, or the title when Klaviyo gave no detail.
+    pub fn text(&self) -> &str {
+        if self.detail.is_empty() {
+            &self.title
+        } else {
+            &self.detail
+        }
+    }
+
+    /// Where: the JSON pointer into the body, or the query parameter.
+    pub fn location(&self) -> Option<&str> {
+        self.source_pointer
+            .as_deref()
+            .or(self.source_parameter.as_deref())
+    }
+}
+
 /// Mirrors the WIT `api-error` variant. Serialises itself as `{"kind": "denied", "message":
 /// …}` (the kind in kebab case, then the variant's fields), the shape the CLI's `--json` and
 /// the MCP results use.
@@ -175,17 +193,8 @@ impl std::fmt::Display for Failure {
             } => {
                 write!(f, "Klaviyo answered HTTP {status}")?;
                 for e in errors {
-                    write!(
-                        f,
-                        "; {}: {}",
-                        e.code,
-                        if e.detail.is_empty() {
-                            &e.title
-                        } else {
-                            &e.detail
-                        }
-                    )?;
-                    if let Some(p) = e.source_pointer.as_ref().or(e.source_parameter.as_ref()) {
+                    write!(f, "; {}: {}", e.code, e.text())?;
+                    if let Some(p) = e.location() {
                         write!(f, " (at {p})")?;
                     }
                 }

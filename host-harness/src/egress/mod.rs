@@ -47,7 +47,25 @@ pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 /// asked, and each one would hold host memory.
 pub const MAX_REQUESTS_PER_CALL: usize = 8;
 
-static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+static LAST_REQUEST_MS: AtomicU64 = AtomicU64::new(0);
+
+/// A request id, unique across the processes that write one audit log (one CLI process per
+/// call is common, and `report` and `reconcile` join records on it): the wall-clock
+/// millisecond, kept increasing within the process (`max(last + 1, now)`), times 1024, plus
+/// the low 10 bits of the process id. Below 2^53, so JSON readers in any language keep it
+/// exact. (A numbering from 1 in each process gave every CLI call the same ids.)
+fn next_request_id() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let prev = LAST_REQUEST_MS
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(0);
+    let ms = now.max(prev + 1);
+    (ms << 10) | u64::from(std::process::id() & 0x3ff)
+}
 
 /// What one call has seen (shared between the store and the caller).
 #[derive(Debug, Default)]
@@ -160,6 +178,9 @@ impl Audit<'_> {
             duration_ms: None,
             klaviyo_request_id: None,
             detail,
+            outcome: None,
+            paced_ms: None,
+            check: None,
         }
     }
 
@@ -169,7 +190,20 @@ impl Audit<'_> {
 
     /// A refusal: audited (or, if the audit log cannot be written, said so), then answered.
     fn refuse(&self, v: HostVerdict, event: &'static str, text: String) -> SendResult {
-        if let Err(e) = self.write(&self.record(event, "deny", Some(text.clone()))) {
+        self.refuse_as(v, event, None, text)
+    }
+
+    /// A refusal with how it came about (`declined`, `unconfirmed`) for the record.
+    fn refuse_as(
+        &self,
+        v: HostVerdict,
+        event: &'static str,
+        outcome: Option<&'static str>,
+        text: String,
+    ) -> SendResult {
+        let mut r = self.record(event, "deny", Some(text.clone()));
+        r.outcome = outcome;
+        if let Err(e) = self.write(&r) {
             return verdict(
                 HostVerdict::Transport,
                 format!("the audit log could not be written ({e}); nothing was sent"),
@@ -185,7 +219,7 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
     let (mut parts, body) = request.into_parts();
     let mut audit = Audit {
         call: &call,
-        seq: REQUEST_SEQ.fetch_add(1, Ordering::Relaxed),
+        seq: next_request_id(),
         op: None,
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -273,16 +307,18 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
             match call.confirm.confirm(prompt).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return audit.refuse(
+                    return audit.refuse_as(
                         HostVerdict::Denied,
                         "denied",
+                        Some("declined"),
                         format!("`{}` was declined by the user; nothing was sent", op.id),
                     )
                 }
                 Err(why) => {
-                    return audit.refuse(
+                    return audit.refuse_as(
                         HostVerdict::Denied,
                         "denied",
+                        Some("unconfirmed"),
                         format!(
                             "`{}` needs confirmation ({}) but {why}; nothing was sent. {}",
                             op.id,
@@ -327,7 +363,11 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
         fp
     };
     // 4. audit `sending`, pace, send, retry
-    if let Err(e) = audit.write(&audit.record("sending", v.decision.as_str(), None)) {
+    let mut sending = audit.record("sending", v.decision.as_str(), None);
+    if v.decision == Decision::Ask {
+        sending.outcome = Some("approved");
+    }
+    if let Err(e) = audit.write(&sending) {
         return verdict(
             HostVerdict::Transport,
             format!("the audit log could not be written ({e}); nothing was sent"),
@@ -344,6 +384,7 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
         deadline: call.deadline,
         jitter: retry::jitter(),
     };
+    let mut paced = Duration::ZERO;
     let outcome = loop {
         if s.throttle {
             match call
@@ -358,7 +399,11 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
                         .ceil() as u64;
                     break Err(throttled(secs, format!("`{}` is paced to Klaviyo's limit ({}/s, {}/min): the next slot is beyond this call's time limit; nothing was sent", op.id, op.rate_limit.burst_per_second, op.rate_limit.steady_per_minute)));
                 }
-                Admission::At(t) => tokio::time::sleep_until(t.into()).await,
+                Admission::At(t) => {
+                    let before = Instant::now();
+                    tokio::time::sleep_until(t.into()).await;
+                    paced += before.elapsed();
+                }
                 Admission::DailyCapReached { resets_in, cap } => {
                     break Err(throttled(resets_in.as_secs(), format!("`{}` reached its daily limit of {cap} requests; it resets at midnight UTC; nothing was sent", op.id)));
                 }
@@ -403,6 +448,9 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
                 budget.spend(after);
                 let mut r = audit.record("retry", v.decision.as_str(), Some(why));
                 r.duration_ms = Some(after.as_millis() as u64);
+                if let Attempt::Answered { status, .. } = &attempt {
+                    r.status = Some(*status);
+                }
                 let _ = audit.write(&r);
                 tokio::time::sleep(after).await;
             }
@@ -416,6 +464,7 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
             let mut r = audit.record("done", v.decision.as_str(), None);
             r.status = Some(resp.status.as_u16());
             r.duration_ms = Some(ms);
+            r.paced_ms = (!paced.is_zero()).then(|| paced.as_millis() as u64);
             r.klaviyo_request_id = resp
                 .headers
                 .get("x-klaviyo-req-id")
@@ -445,6 +494,17 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
                 Some("no answer from Klaviyo (see the call's error)".into()),
             );
             r.duration_ms = Some(ms);
+            r.paced_ms = (!paced.is_zero()).then(|| paced.as_millis() as u64);
+            let kind = made
+                .as_ref()
+                .ok()
+                .and_then(|(resp, _)| resp.headers().get(HOST_VERDICT_HEADER))
+                .and_then(|v| v.to_str().ok())
+                .map(HostVerdict::parse);
+            r.outcome = kind.map(HostVerdict::as_str);
+            if kind == Some(HostVerdict::OutcomeUnknown) {
+                r.check = Some(check.clone());
+            }
             let _ = audit.write(&r);
             made
         }

@@ -3,7 +3,7 @@
 //! requests, and forges requests straight through wasi:http under whatever tool name the host
 //! called it with. Every guarantee here is the host's own, whatever the component does.
 
-use crate::support::{temp_dir, Reply, Server, FAKE_KEY};
+use crate::support::{rt, temp_dir, Reply, Server, FAKE_KEY};
 use klaviyo_catalog::response::Failure;
 use klaviyo_harness::confirm::Answer;
 use klaviyo_harness::egress::KEY_PLACEHOLDER;
@@ -35,13 +35,6 @@ fn hostile(server: &Server, tweak: impl FnOnce(&mut Settings)) -> Harness {
     s.policy = Policy::read_only();
     tweak(&mut s);
     Harness::new(s, &hostile_path(), Box::new(NoTty)).unwrap()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn auth() -> String {

@@ -1,7 +1,7 @@
 //! End-to-end: the real component (release build) in the real harness, against a local HTTP
 //! server on 127.0.0.1. Build the component first: `cargo build --target wasm32-wasip2 --release`.
 
-use crate::support::{temp_dir, Recorded, Reply, Server, TempDir, FAKE_KEY, FAKE_PUBLIC_KEY};
+use crate::support::{rt, temp_dir, Recorded, Reply, Server, TempDir, FAKE_KEY, FAKE_PUBLIC_KEY};
 use klaviyo_catalog::response::Failure;
 use klaviyo_catalog::tools::Tool;
 use klaviyo_catalog::Kind;
@@ -50,13 +50,6 @@ fn component() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn assert_klaviyo_headers(r: &Recorded) {
@@ -282,12 +275,17 @@ fn allowed_writes_are_audited_before_and_after() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    // A new log begins with the start of its hash chain.
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["event"], "start");
+    let lines = &lines[1..];
     assert_eq!(lines[0]["event"], "sending");
     assert_eq!(lines[1]["event"], "done");
     assert_eq!(lines[1]["status"], 201);
     assert_eq!(lines[0]["request"], lines[1]["request"]);
-    for l in &lines {
+    let v = klaviyo_harness::audit::verify(std::slice::from_ref(&e.audit)).unwrap();
+    assert_eq!((v.records, v.broken), (3, None));
+    for l in lines {
         assert_eq!(l["tool"], "create_list");
         assert_eq!(l["access"], "write");
         assert_eq!(l["decision"], "allow");
@@ -579,7 +577,8 @@ fn dry_run_shows_the_request_and_sends_nothing() {
     s.key_source = KeySource::None;
     s.dry_run = true;
     let h = Harness::new(s, &component(), Box::new(NoTty)).unwrap();
-    let out = rt().block_on(h.call("create_list", &json!({"body": {"name": "VIP"}}).to_string()));
+    let out = crate::support::rt()
+        .block_on(h.call("create_list", &json!({"body": {"name": "VIP"}}).to_string()));
     assert!(out.result.is_ok(), "{:?}", out.result);
     let r = &out.dry_runs[0];
     assert_eq!(r["request"]["method"], "POST");

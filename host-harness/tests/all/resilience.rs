@@ -1,7 +1,7 @@
 //! Resilience against a fault-injecting local server: pacing to Klaviyo's limits, bounded
 //! retries that never duplicate a write, timeouts, size caps, pagination.
 
-use crate::support::{Behavior, Reply, Server, FAKE_KEY};
+use crate::support::{rt, Behavior, Reply, Server, FAKE_KEY};
 use klaviyo_catalog::response::Failure;
 use klaviyo_harness::policy::Policy;
 use klaviyo_harness::runtime::default_component_path;
@@ -18,13 +18,6 @@ fn harness(server: &Server, tweak: impl FnOnce(&mut Settings)) -> Harness {
     s.policy = Policy::allow_all();
     tweak(&mut s);
     Harness::new(s, &default_component_path(), Box::new(NoTty)).unwrap()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 const OK: &str = r#"{"data":{"type":"campaign","id":"C1"}}"#;

@@ -180,10 +180,7 @@ impl Edge {
             env: all,
             upstream: server.url.trim_start_matches("http://").to_string(),
             sent: Arc::default(),
-            rt: tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
+            rt: crate::support::rt(),
         }
     }
 
@@ -816,7 +813,7 @@ fn custom<'a>(bytes: &'a [u8], wanted: &str) -> Option<&'a [u8]> {
 #[test]
 fn the_spin_example_is_consistent() {
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/spin.toml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/spin.toml"),
     )
     .unwrap();
     assert!(text.contains("\nallowed_outbound_hosts = [\"https://a.klaviyo.com\"]\n"));

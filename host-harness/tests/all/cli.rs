@@ -1,13 +1,10 @@
 //! The CLI as scripts and people use it: exit codes, output, policy, confirmation on a TTY,
 //! and that the key appears in no output. Needs the component's release build.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
+use crate::support::{temp_dir, Behavior, Reply, Server, TempDir, FAKE_KEY};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use support::{temp_dir, Reply, Server, TempDir, FAKE_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_klaviyo-harness");
 
@@ -1018,4 +1015,319 @@ fn separate_processes_share_one_pacing_budget_and_daily_cap() {
         "{out}{err}"
     );
     assert_paced(15);
+}
+
+/// The audit log of a realistic session, made through real calls against a local server (reads,
+/// a 404, a 429 retried, a write that landed, a write whose answer was lost, denials the agent
+/// kept retrying, an `ask` nobody could answer), read back by `report`: every figure exact,
+/// the hash chain whole, and the HTML page self-contained. The page is kept in target/tmp for
+/// the headless-browser check (`tests/report/run.sh`).
+#[test]
+fn report_reads_back_what_the_calls_did() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let metrics = AtomicUsize::new(0);
+    let server = Server::start(move |r| match (r.method.as_str(), r.path()) {
+        ("GET", "/api/lists") => Reply::json(200, r#"{"data":[]}"#),
+        ("GET", "/api/lists/missing") => Reply::json(
+            404,
+            r#"{"errors":[{"code":"not_found","title":"Not found","detail":"no list"}]}"#,
+        ),
+        ("GET", "/api/metrics") if metrics.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::json(429, r#"{"errors":[]}"#).with_header("retry-after", "1")
+        }
+        ("GET", "/api/metrics") => Reply::json(200, r#"{"data":[]}"#),
+        ("POST", "/api/lists/L1/relationships/profiles") => Reply::json(204, ""),
+        ("POST", "/api/lists") => {
+            Reply::json(201, r#"{"data":{"type":"list","id":"L9"}}"#).with(Behavior::Drop)
+        }
+        _ => Reply::json(500, "{}"),
+    });
+    let d = dir();
+    let audit = d.0.join("audit.jsonl");
+    let policy = write(
+        &d.0,
+        "policy.toml",
+        "[[rules]]\ntools = \"add_profiles_to_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"create_tag\"\ndecision = \"ask\"\n",
+    );
+    let call = |args: &[&str]| {
+        let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
+        c.arg("--audit-log")
+            .arg(&audit)
+            .arg("--policy")
+            .arg(&policy);
+        c.arg("call").args(args);
+        run(&mut c).0
+    };
+    for _ in 0..3 {
+        assert_eq!(call(&["get_lists"]), 0);
+    }
+    assert_eq!(call(&["get_list", "id=missing"]), 5);
+    assert_eq!(call(&["get_metrics"]), 0);
+    assert_eq!(
+        call(&[
+            "add_profiles_to_list",
+            "--args",
+            r#"{"id":"L1","body":{"data":[{"type":"profile","id":"P1"}]}}"#
+        ]),
+        0
+    );
+    assert_eq!(
+        call(&["create_list", "--args", r#"{"body":{"name":"VIP"}}"#]),
+        8
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            call(&[
+                "update_list",
+                "--args",
+                r#"{"id":"L1","body":{"name":"x"}}"#
+            ]),
+            3
+        );
+    }
+    assert_eq!(
+        call(&["create_tag", "--args", r#"{"body":{"name":"t"}}"#]),
+        3
+    );
+
+    let report = |extra: &[&str]| {
+        let mut c = cmd(None, None);
+        c.args(["report", "--log"]).arg(&audit).args(extra);
+        run(&mut c)
+    };
+    let (code, out, err) = report(&["--json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let r = &r["result"];
+    assert_eq!(r["skipped"], json!([]));
+    assert_eq!(
+        r["totals"],
+        json!({"calls": 11,
+               "by_access": {"read": 5, "write": 6},
+               "by_outcome": {"ok": 5, "http-404": 1, "outcome-unknown": 1, "denied": 3, "unconfirmed": 1}})
+    );
+    assert_eq!(
+        r["asked"],
+        json!({"approved": 0, "declined": 0, "unconfirmed": 1})
+    );
+    assert_eq!(r["throttling"]["klaviyo_429s"], 1);
+    assert_eq!(r["throttling"]["retries"], 1);
+    assert_eq!(r["throttling"]["held_back"], 0);
+    assert_eq!(r["days"].as_array().unwrap().len(), 1);
+    assert_eq!(r["first_week"][0]["calls"], 11);
+    assert_eq!(r["first_week"][0]["writes_ok"], 1);
+    let writes = r["writes"].as_array().unwrap();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0]["operation"], "add_profiles_to_list");
+    assert_eq!(writes[0]["ids"], json!(["L1"]));
+    assert_eq!(writes[0]["status"], 204);
+    let tools = r["tools"].as_array().unwrap();
+    assert_eq!(
+        (tools[0]["action"].as_str(), tools[0]["calls"].as_u64()),
+        (Some("get_lists"), Some(3))
+    );
+    let update = tools.iter().find(|t| t["action"] == "update_list").unwrap();
+    assert_eq!(
+        (update["calls"].as_u64(), update["p50_ms"].as_u64()),
+        (Some(3), None)
+    );
+    assert!(tools.iter().find(|t| t["action"] == "get_lists").unwrap()["p95_ms"].is_u64());
+    let kinds: Vec<&str> = r["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["denied-retries", "error-rate", "outcome-unknown"]);
+    let attention = r["needs_attention"].to_string();
+    assert!(
+        attention.contains("update_list was denied 3 times"),
+        "{attention}"
+    );
+    assert!(attention.contains("2 of 7 requests failed"), "{attention}");
+    assert!(
+        attention.contains("POST /api/lists may or may not have happened; check with `get_lists`"),
+        "{attention}"
+    );
+
+    // The text report carries the same figures.
+    let (code, text, _) = report(&[]);
+    assert_eq!(code, 0);
+    assert!(text.contains("Total: 11 calls (read 5, write 6): denied 3, http-404 1, ok 5, outcome-unknown 1, unconfirmed 1"), "{text}");
+    assert!(
+        text.contains("Asked: 0 approved, 0 declined, 1 could not be asked"),
+        "{text}"
+    );
+
+    // The chain holds, then breaks where a line is changed.
+    let (code, out, _) = report(&["--verify"]);
+    assert_eq!(code, 0, "{out}");
+    let lines = std::fs::read_to_string(&audit).unwrap().lines().count();
+    assert!(
+        out.contains(&format!("the chain holds: {lines} records in 1 file(s)")),
+        "{out}"
+    );
+    let html = d.0.join("report.html");
+    let (code, _, _) = report(&["--format", "html", "--out", html.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg id=\"calls-per-day\"")
+            && page.contains("<svg id=\"latency-per-action\"")
+    );
+    // Nothing to fetch: no script, no linked or embedded resource.
+    assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains(" href="));
+    std::fs::copy(
+        &html,
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sample.html"),
+    )
+    .unwrap();
+
+    let tampered =
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .replacen("\"status\":404", "\"status\":200", 1);
+    std::fs::write(&audit, tampered).unwrap();
+    let (code, out, _) = report(&["--verify"]);
+    assert_eq!(code, 9, "{out}");
+    assert!(
+        out.contains("the chain is broken:") && out.contains("the hash does not match"),
+        "{out}"
+    );
+    // A corrupt line is reported with its number and skipped, never fatal.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&audit)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"time\":\"2026-").unwrap();
+    let (code, out, _) = report(&["--json"]);
+    assert_eq!(code, 0);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["result"]["skipped"][0]["line"].as_u64(),
+        Some(lines as u64 + 1)
+    );
+    assert_eq!(r["result"]["totals"]["calls"], 11);
+}
+
+#[test]
+fn report_without_a_log_says_how_to_turn_auditing_on() {
+    let (code, _, err) = run(cmd(None, None).args(["report"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("--audit-log PATH"), "{err}");
+    let (code, _, err) = run(cmd(None, None).args(["report", "--log", "/nonexistent/audit.jsonl"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("no audit log at /nonexistent/audit.jsonl: turn auditing on"),
+        "{err}"
+    );
+    let (code, _, err) =
+        run(cmd(None, None).args(["report", "--log", "x", "--since", "yesterday"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--since"), "{err}");
+}
+
+/// Writes whose answers were lost are settled by reads, never by sending them again: an update
+/// whose resource is there, a deletion whose resource is gone, a create the log cannot
+/// identify (left pending, exit 8, tried again next time); `report` then lists only that one.
+#[test]
+fn reconcile_settles_unknown_writes_with_reads_only() {
+    let server = Server::start(|r| match (r.method.as_str(), r.path()) {
+        ("GET", "/api/lists/L1") => Reply::json(200, r#"{"data":{"type":"list","id":"L1"}}"#),
+        ("GET", "/api/lists/L2") => Reply::json(
+            404,
+            r#"{"errors":[{"code":"not_found","title":"Not found","detail":"no list"}]}"#,
+        ),
+        // Every write's answer is lost.
+        _ => Reply::json(200, "{}").with(Behavior::Drop),
+    });
+    let d = dir();
+    let audit = d.0.join("audit.jsonl");
+    let policy = write(
+        &d.0,
+        "policy.toml",
+        "[[rules]]\ntools = \"update_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"delete_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"\n",
+    );
+    let harness = |args: &[&str]| {
+        let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
+        c.arg("--audit-log")
+            .arg(&audit)
+            .arg("--policy")
+            .arg(&policy);
+        c.args(args);
+        run(&mut c)
+    };
+    let body = r#"{"id":"L1","body":{"name":"x"}}"#;
+    assert_eq!(harness(&["call", "update_list", "--args", body]).0, 8);
+    assert_eq!(harness(&["call", "delete_list", "id=L2"]).0, 8);
+    assert_eq!(
+        harness(&[
+            "call",
+            "create_list",
+            "--args",
+            r#"{"body":{"name":"VIP"}}"#
+        ])
+        .0,
+        8
+    );
+    let writes = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .count()
+    };
+    assert_eq!(writes(), 3);
+
+    let (code, out, err) = harness(&["--json", "reconcile"]);
+    assert_eq!(code, 8, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let got: Vec<(&str, &str)> = v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["operation"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("update_list", "found"),
+            ("delete_list", "not-found"),
+            ("create_list", "could-not-check")
+        ]
+    );
+    assert!(v["result"][1]["text"]
+        .as_str()
+        .unwrap()
+        .contains("the deletion happened"));
+    assert_eq!(writes(), 3, "reconcile never sends a write");
+
+    // Settled ones are not checked again; the create is.
+    let (code, out, _) = harness(&["--json", "reconcile"]);
+    assert_eq!(code, 8, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["result"].as_array().unwrap().len(), 1);
+    assert_eq!(v["result"][0]["operation"], "create_list");
+    assert_eq!(writes(), 3);
+
+    let (_, out, _) = harness(&["report", "--json", "--log", audit.to_str().unwrap()]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let unknown: Vec<&Value> = r["result"]["needs_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "outcome-unknown")
+        .collect();
+    assert_eq!(unknown.len(), 1);
+    assert!(unknown[0]["what"]
+        .as_str()
+        .unwrap()
+        .starts_with("POST /api/lists "));
+    let (code, out, _) = harness(&["report", "--verify"]);
+    assert_eq!(code, 0, "{out}");
 }

@@ -261,3 +261,9 @@ pub fn temp_dir(prefix: &str) -> TempDir {
 pub const FAKE_KEY: &str = "pk_test_SECRET_7f3a9c1e";
 /// A fake public key.
 pub const FAKE_PUBLIC_KEY: &str = "PubKeyAbC123";
+
+/// The runtime the CLI and the MCP server run calls on (one thread), so a test sees what they
+/// see: a host call that blocks the thread stalls everything here too.
+pub fn rt() -> tokio::runtime::Runtime {
+    klaviyo_harness::runtime::async_runtime().expect("the harness's async runtime starts")
+}
