@@ -27,6 +27,9 @@ pub struct Record<'a> {
     /// The tool the agent called (as it named it: for the record only; decisions come from
     /// `operation`).
     pub tool: &'a str,
+    /// The named connection (`--connection`), when one is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<&'a str>,
     /// Who called (the MCP HTTP client's token name), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<&'a str>,
@@ -408,6 +411,7 @@ mod tests {
             event: "done",
             request: n,
             tool: "get_lists",
+            connection: None,
             client: None,
             operation: "get_lists",
             access: "read",

@@ -30,6 +30,11 @@
 //! max_retries = 3                 # after 429 (reads also after 502/503/504, dropped connections)
 //! max_retry_wait_secs = 30
 //!
+//! [connections.acme]            # named connections, for several Klaviyo accounts: each table
+//! key_file = "/etc/klaviyo/acme"  # holds one account's settings over the top-level ones;
+//! company_id = "AcMe12"           # `--connection acme` (KLAVIYO_CONNECTION) picks one, and
+//! audit_log = "acme.jsonl"        # its key source wins over KLAVIYO_API_KEY
+//!
 //! [serve]
 //! mode = "discovery"              # or "all"
 //! toolsets = ["profiles", "lists"]
@@ -113,6 +118,11 @@ pub struct Layer {
     #[arg(skip)]
     #[serde(default)]
     pub serve: ServeLayer,
+    /// Named connections (`[connections.NAME]` tables of the config file): one Klaviyo account
+    /// each, over the file's top-level settings; `--connection NAME` picks one.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub connections: std::collections::BTreeMap<String, Layer>,
 }
 
 /// How `serve` lists the actions.
@@ -231,6 +241,8 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Where pacing state shared by processes is kept; `None`: this process only.
     pub state_dir: Option<PathBuf>,
+    /// The named connection these settings come from (audit records carry it).
+    pub connection: Option<String>,
 }
 
 impl Settings {
@@ -256,6 +268,7 @@ impl Settings {
             max_retry_wait: Duration::from_secs(30),
             cache_dir: default_dir("KLAVIYO_CACHE_DIR", "XDG_CACHE_HOME", ".cache"),
             state_dir: None,
+            connection: None,
         })
     }
 }
@@ -319,14 +332,39 @@ impl Layer {
         let mut l: Layer =
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
+        l.anchor(dir);
+        for (name, c) in &mut l.connections {
+            if !c.connections.is_empty() {
+                return Err(format!(
+                    "config file {}: [connections.{name}] holds connections of its own; connections do not nest",
+                    path.display()
+                ));
+            }
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
+                return Err(format!(
+                    "config file {}: connection name `{name}`: use letters, digits, `-`, `_` or `.`",
+                    path.display()
+                ));
+            }
+            c.anchor(dir);
+        }
+        Ok(l)
+    }
+
+    /// Relative paths made relative to `dir` (the config file's directory).
+    fn anchor(&mut self, dir: &Path) {
         for p in [
-            &mut l.key_file,
-            &mut l.policy,
-            &mut l.audit_log,
-            &mut l.component,
-            &mut l.cache_dir,
-            &mut l.state_dir,
-            &mut l.serve.http_token_file,
+            &mut self.key_file,
+            &mut self.policy,
+            &mut self.audit_log,
+            &mut self.component,
+            &mut self.cache_dir,
+            &mut self.state_dir,
+            &mut self.serve.http_token_file,
         ]
         .into_iter()
         .flatten()
@@ -335,7 +373,6 @@ impl Layer {
                 *p = dir.join(&*p);
             }
         }
-        Ok(l)
     }
 
     /// This layer over `lower`: every setting this one gives wins; tables merge key by key.
@@ -407,6 +444,8 @@ pub struct Resolved {
     pub serve: ServeLayer,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
+    /// The names of the file's connections.
+    pub connections: Vec<String>,
 }
 
 /// Merges `flags` (flags and environment, as clap parsed them) over the config file (if any)
@@ -416,10 +455,31 @@ pub fn resolve(
     file: Option<(&Path, Layer)>,
     env_key: bool,
     dry_run: bool,
+    connection: Option<&str>,
 ) -> Result<Resolved, String> {
-    let (config_file, file_layer) = match file {
+    let (config_file, mut top) = match file {
         Some((p, l)) => (Some(p.to_path_buf()), l),
         None => (None, Layer::default()),
+    };
+    let connections = std::mem::take(&mut top.connections);
+    let conn = match connection {
+        None => None,
+        Some(name) => match connections.get(name) {
+            Some(c) => Some((name, c.clone())),
+            None => {
+                let names: Vec<&str> = connections.keys().map(String::as_str).collect();
+                return Err(match (&config_file, names.is_empty()) {
+                    (None, _) => format!("connection `{name}`: there is no config file; connections are [connections.NAME] tables in it (--config, KLAVIYO_CONFIG)"),
+                    (Some(p), true) => format!("connection `{name}`: {} has no [connections.NAME] tables", p.display()),
+                    (Some(p), false) => format!("no connection `{name}` in {}: the connections are {}", p.display(), names.join(", ")),
+                });
+            }
+        },
+    };
+    // The file as this run sees it: the connection's table over the top-level settings.
+    let file_layer = match &conn {
+        Some((_, c)) => c.over(&top),
+        None => top.clone(),
     };
     let l = flags.over(&file_layer);
     let mut s = Settings::new(l.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
@@ -431,13 +491,20 @@ pub fn resolve(
         .as_ref()
         .map(|p| format!("config file {}", p.display()))
         .unwrap_or_default();
-    s.key_source = match flags.key_source("the command line")? {
-        Some(k) => k,
-        None if env_key => KeySource::Env("KLAVIYO_API_KEY".into()),
-        None => file_layer
+    // A connection's own key source names that account's key: it wins over KLAVIYO_API_KEY,
+    // which could belong to any account.
+    let conn_key = match &conn {
+        Some((name, c)) => c.key_source(&format!("connection `{name}` of the {file_origin}"))?,
+        None => None,
+    };
+    s.key_source = match (flags.key_source("the command line")?, conn_key) {
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) if env_key => KeySource::Env("KLAVIYO_API_KEY".into()),
+        (None, None) => top
             .key_source(&file_origin)?
             .unwrap_or(KeySource::Env("KLAVIYO_API_KEY".into())),
     };
+    s.connection = conn.as_ref().map(|(name, _)| name.to_string());
     s.policy_path = l.policy.clone();
     if let Some(p) = &s.policy_path {
         s.policy = crate::policy::load(p)?;
@@ -477,6 +544,7 @@ pub fn resolve(
         component: l.component,
         serve: l.serve,
         config_file,
+        connections: connections.into_keys().collect(),
     })
 }
 
@@ -543,13 +611,14 @@ mod tests {
             Some((Path::new("/x/config.toml"), file)),
             false,
             false,
+            None,
         )
         .unwrap();
         assert_eq!(r.settings.base_url, "http://127.0.0.1:2");
         assert_eq!(r.settings.revision, "2025-01-01");
         assert_eq!(r.serve.mode(), ServeMode::All, "tables merge key by key");
         assert_eq!(r.serve.http.as_deref(), Some("127.0.0.1:8"));
-        let r = resolve(&Layer::default(), None, false, false).unwrap();
+        let r = resolve(&Layer::default(), None, false, false, None).unwrap();
         assert_eq!(r.settings.base_url, DEFAULT_BASE_URL);
         assert_eq!(r.settings.revision, klaviyo_catalog::generated::REVISION);
         assert_eq!(r.serve.mode(), ServeMode::Discovery);
@@ -571,6 +640,7 @@ mod tests {
                 Some((Path::new("/c.toml"), file.clone())),
                 env,
                 false,
+                None,
             )
             .unwrap()
             .settings
@@ -590,9 +660,89 @@ mod tests {
             key_command: Some("b".into()),
             ..Default::default()
         };
-        assert!(resolve(&both, None, false, false)
+        assert!(resolve(&both, None, false, false, None)
             .unwrap_err()
             .contains("both key_file and key_command"));
+    }
+
+    #[test]
+    fn a_named_connection_lies_over_the_top_level_and_its_key_wins_over_the_environment() {
+        let dir = std::env::temp_dir().join(format!("kh-config-conn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.toml");
+        std::fs::write(
+            &p,
+            "base_url = \"http://127.0.0.1:1\"\nrevision = \"2026-07-15\"\nkey_file = \"top.key\"\n\n\
+             [connections.acme]\nbase_url = \"http://127.0.0.1:2\"\nkey_command = \"pass acme\"\naudit_log = \"acme.jsonl\"\n\n\
+             [connections.beta]\ncompany_id = \"Beta12\"\n",
+        )
+        .unwrap();
+        let file = Layer::from_file(&p).unwrap();
+        let with = |name: Option<&str>, env_key: bool, flags: &Layer| {
+            resolve(
+                flags,
+                Some((p.as_path(), file.clone())),
+                env_key,
+                false,
+                name,
+            )
+        };
+        let acme = with(Some("acme"), true, &Layer::default()).unwrap();
+        assert_eq!(acme.settings.base_url, "http://127.0.0.1:2");
+        assert_eq!(
+            acme.settings.revision, "2026-07-15",
+            "top-level settings still apply"
+        );
+        assert_eq!(
+            acme.settings.audit_log,
+            Some(dir.join("acme.jsonl")),
+            "anchored to the file"
+        );
+        assert_eq!(
+            acme.settings.key_source,
+            KeySource::Command("pass acme".into())
+        );
+        assert_eq!(acme.settings.connection.as_deref(), Some("acme"));
+        assert_eq!(acme.connections, ["acme", "beta"]);
+        // A flag still wins over the connection.
+        let flags = Layer {
+            base_url: Some("http://127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            with(Some("acme"), true, &flags).unwrap().settings.base_url,
+            "http://127.0.0.1:3"
+        );
+        // A connection without a key source of its own: as without connections.
+        let beta = with(Some("beta"), true, &Layer::default()).unwrap();
+        assert_eq!(
+            beta.settings.key_source,
+            KeySource::Env("KLAVIYO_API_KEY".into())
+        );
+        assert_eq!(beta.settings.public_key.as_deref(), Some("Beta12"));
+        let beta = with(Some("beta"), false, &Layer::default()).unwrap();
+        assert_eq!(
+            beta.settings.key_source,
+            KeySource::File(dir.join("top.key"))
+        );
+        // No connection named: the top level, as before connections existed.
+        let none = with(None, false, &Layer::default()).unwrap();
+        assert_eq!(
+            (none.settings.base_url.as_str(), none.settings.connection),
+            ("http://127.0.0.1:1", None)
+        );
+        let e = with(Some("acne"), false, &Layer::default()).err().unwrap();
+        assert!(
+            e.contains("no connection `acne`") && e.contains("acme, beta"),
+            "{e}"
+        );
+        let e = resolve(&Layer::default(), None, false, false, Some("acme"))
+            .err()
+            .unwrap();
+        assert!(e.contains("there is no config file"), "{e}");
+        std::fs::write(&p, "[connections.a.connections.b]\nbase_url = \"x\"\n").unwrap();
+        assert!(Layer::from_file(&p).unwrap_err().contains("do not nest"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -45,6 +45,9 @@ struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// The named connection (`[connections.NAME]` in the config file) to use.
+    #[arg(long, global = true, env = "KLAVIYO_CONNECTION")]
+    connection: Option<String>,
     #[command(flatten)]
     settings: Layer,
     #[command(subcommand)]
@@ -102,7 +105,11 @@ enum Command {
     },
     /// Health check: config, component, cache, key (checked with a read the policy allows),
     /// revision, base URL, policy (with warnings).
-    Check,
+    Check {
+        /// Check every named connection of the config file.
+        #[arg(long, conflicts_with = "connection")]
+        all: bool,
+    },
     /// The minimal set of API key scopes the current policy needs.
     Scopes,
     /// What the agent did, from the audit log: per day, per action, writes that landed, what
@@ -256,6 +263,16 @@ fn main() -> ExitCode {
 
 /// Flags and environment over the config file over the defaults.
 fn resolve(cli: &Cli, serve: Option<&ServeLayer>, dry_run: bool) -> Result<Resolved, Error> {
+    resolve_as(cli, serve, dry_run, cli.connection.as_deref())
+}
+
+/// [`resolve`] for the named connection `connection` (or none).
+fn resolve_as(
+    cli: &Cli,
+    serve: Option<&ServeLayer>,
+    dry_run: bool,
+    connection: Option<&str>,
+) -> Result<Resolved, Error> {
     let path = cli.config.clone().or_else(|| {
         std::env::var_os("HOME")
             .map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"))
@@ -270,7 +287,7 @@ fn resolve(cli: &Cli, serve: Option<&ServeLayer>, dry_run: bool) -> Result<Resol
         flags.serve = s.clone();
     }
     let env_key = std::env::var_os("KLAVIYO_API_KEY").is_some_and(|k| !k.is_empty());
-    config::resolve(&flags, file, env_key, dry_run).map_err(Error::Config)
+    config::resolve(&flags, file, env_key, dry_run, connection).map_err(Error::Config)
 }
 
 /// The harness on the component the configuration names, or the one built in.
@@ -389,11 +406,14 @@ async fn run(cli: Cli) -> Result<Exit, Error> {
             let h = harness(&r)?;
             call(json_out, &h, t, &arguments, all_pages.then_some(*max_items)).await
         }
-        Command::Check => {
+        Command::Check { all: false } => {
             let r = resolve(&cli, None, false)?;
             let h = harness(&r)?;
-            check(json_out, &h, &r).await
+            let (code, doc) = check(&h, &r).await;
+            print_check(json_out, &doc);
+            Ok(code)
         }
+        Command::Check { all: true } => check_all(&cli).await,
         Command::Serve { serve } => {
             let r = resolve(&cli, Some(serve), false)?;
             serve_mcp(&r).await
@@ -658,7 +678,7 @@ fn describe(json_out: bool, name: &str, path: Option<&str>, schema: bool) -> Res
     Ok(Exit::Ok)
 }
 
-async fn check(json_out: bool, h: &Harness, r: &Resolved) -> Result<Exit, Error> {
+async fn check(h: &Harness, r: &Resolved) -> (Exit, Value) {
     use klaviyo_harness::secrets::KeySource;
     let s = h.settings();
     let key_source = match h.shared().keys.source() {
@@ -703,70 +723,115 @@ async fn check(json_out: bool, h: &Harness, r: &Resolved) -> Result<Exit, Error>
         }
         None => "found beside the binary".into(),
     };
-    let dir = |d: &Option<PathBuf>| {
-        d.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "none".into())
-    };
+    let doc = json!({
+        "ok": code == Exit::Ok,
+        "connection": s.connection,
+        "config_file": r.config_file,
+        "component": component,
+        "cache_dir": s.cache_dir,
+        "state_dir": s.state_dir,
+        "audit_log": s.audit_log,
+        "base_url": s.base_url,
+        "egress_allow_list": [s.base_url],
+        "revision": {"value": s.revision, "status": revision_status},
+        "key_source": key_source,
+        "key_present": key_present,
+        "key_accepted": accepted,
+        "public_key_configured": s.public_key.is_some(),
+        "detail": detail,
+        "policy": s.policy.summary(),
+        "warnings": warnings,
+    });
+    (code, doc)
+}
+
+/// `check`'s findings, as JSON or as lines for a person.
+fn print_check(json_out: bool, d: &Value) {
     if json_out {
-        println!(
-            "{}",
-            json!({
-                "ok": code == Exit::Ok,
-                "config_file": r.config_file,
-                "component": component,
-                "cache_dir": s.cache_dir,
-                "state_dir": s.state_dir,
-                "audit_log": s.audit_log,
-                "base_url": s.base_url,
-                "egress_allow_list": [s.base_url],
-                "revision": {"value": s.revision, "status": revision_status},
-                "key_source": key_source,
-                "key_present": key_present,
-                "key_accepted": accepted,
-                "public_key_configured": s.public_key.is_some(),
-                "detail": detail,
-                "policy": s.policy.summary(),
-                "warnings": warnings,
-            })
-        );
-    } else {
-        println!(
-            "config file:       {}",
-            r.config_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "none".into())
-        );
-        println!("component:         {component}");
-        println!("cache:             {}", dir(&s.cache_dir));
-        println!("state:             {}", dir(&s.state_dir));
-        println!("audit log:         {}", dir(&s.audit_log));
-        println!("base URL:          {}", s.base_url);
-        println!("egress allow-list: {} (only)", s.base_url);
-        println!("revision:          {} ({revision_status})", s.revision);
-        println!(
-            "private key:       {} ({key_source})",
-            if key_present { "present" } else { "missing" }
-        );
-        println!(
-            "public key:        {}",
-            if s.public_key.is_some() {
-                "configured"
-            } else {
-                "not configured (/client/* tools need KLAVIYO_COMPANY_ID)"
-            }
-        );
-        println!("connection:        {detail}");
-        println!(
-            "policy:            {}",
-            s.policy.summary().replace('\n', "\n                   ")
-        );
-        for w in &warnings {
-            println!("warning:           {w}");
-        }
+        println!("{d}");
+        return;
     }
-    Ok(code)
+    let text = |k: &str| match &d[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => "none".into(),
+        v => v.to_string(),
+    };
+    if let Some(c) = d["connection"].as_str() {
+        println!("connection name:   {c}");
+    }
+    println!("config file:       {}", text("config_file"));
+    println!("component:         {}", text("component"));
+    println!("cache:             {}", text("cache_dir"));
+    println!("state:             {}", text("state_dir"));
+    println!("audit log:         {}", text("audit_log"));
+    println!("base URL:          {}", text("base_url"));
+    println!("egress allow-list: {} (only)", text("base_url"));
+    println!(
+        "revision:          {} ({})",
+        d["revision"]["value"].as_str().unwrap_or(""),
+        d["revision"]["status"].as_str().unwrap_or("")
+    );
+    println!(
+        "private key:       {} ({})",
+        if d["key_present"] == true {
+            "present"
+        } else {
+            "missing"
+        },
+        text("key_source")
+    );
+    println!(
+        "public key:        {}",
+        if d["public_key_configured"] == true {
+            "configured"
+        } else {
+            "not configured (/client/* tools need KLAVIYO_COMPANY_ID)"
+        }
+    );
+    println!("connection:        {}", text("detail"));
+    println!(
+        "policy:            {}",
+        text("policy").replace('\n', "\n                   ")
+    );
+    for w in d["warnings"].as_array().into_iter().flatten() {
+        println!("warning:           {}", w.as_str().unwrap_or(""));
+    }
+}
+
+/// `check --all`: every named connection of the config file, each checked as `check` does.
+async fn check_all(cli: &Cli) -> Result<Exit, Error> {
+    let names = resolve(cli, None, false)?.connections;
+    if names.is_empty() {
+        return Err(Error::NotConfigured(
+            "check --all checks the config file's named connections, and it has none: add [connections.NAME] tables (or run check without --all)".into(),
+        ));
+    }
+    let mut worst = Exit::Ok;
+    let mut docs = serde_json::Map::new();
+    for name in &names {
+        let r = resolve_as(cli, None, false, Some(name))?;
+        let (code, doc) = match harness(&r) {
+            Ok(h) => check(&h, &r).await,
+            Err(Error::NotConfigured(m) | Error::Internal(m) | Error::Config(m)) => (
+                Exit::NotConfigured,
+                json!({"ok": false, "connection": name, "detail": m}),
+            ),
+            Err(e) => return Err(e),
+        };
+        if worst == Exit::Ok {
+            worst = code;
+        }
+        if !cli.json {
+            println!("== {name} ==");
+            print_check(false, &doc);
+            println!();
+        }
+        docs.insert(name.clone(), doc);
+    }
+    if cli.json {
+        println!("{}", json!({"ok": worst == Exit::Ok, "result": docs}));
+    }
+    Ok(worst)
 }
 
 /// `reconcile`: the reads that settle the audit log's unknown writes, each recorded there.
@@ -778,58 +843,8 @@ async fn reconcile(cli: &Cli) -> Result<Exit, Error> {
             "reconcile reads and writes the audit log, and none is configured: pass --audit-log PATH (or KLAVIYO_AUDIT_LOG, or `audit_log` in the config file)".into(),
         ));
     };
-    let text = match std::fs::read_to_string(&log) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Error::NotConfigured(format!(
-                "audit log {}: {e}",
-                log.display()
-            )))
-        }
-    };
-    let records: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let pending = reconcile::pending(&records);
-    let mut results = Vec::new();
-    let mut unsettled = 0;
-    if !pending.is_empty() {
-        let h = harness(&r)?;
-        for p in &pending {
-            let (outcome, text, read) = match reconcile::read_for(p) {
-                Ok((read, args)) => {
-                    let out = h.call(read.id, &Value::Object(args).to_string()).await;
-                    let (o, t) = reconcile::judge(p, &out.result);
-                    (o, t, Some(read.id))
-                }
-                Err(why) => ("could-not-check", why, None),
-            };
-            unsettled += usize::from(outcome == "could-not-check");
-            let rec = klaviyo_harness::audit::Record {
-                time: klaviyo_harness::audit::now_rfc3339(),
-                event: "reconciled",
-                request: p.request,
-                tool: "reconcile",
-                client: None,
-                operation: p.operation.id,
-                access: p.operation.access.as_str(),
-                decision: "-",
-                method: &p.method,
-                path: &p.path,
-                status: None,
-                duration_ms: None,
-                klaviyo_request_id: None,
-                detail: Some(text.clone()),
-                outcome: Some(outcome),
-                paced_ms: None,
-                check: read.map(String::from),
-            };
-            h.shared().audit.write(&rec).map_err(Error::Internal)?;
-            results.push(json!({"request": p.request, "time": p.time, "operation": p.operation.id, "method": p.method, "path": p.path, "outcome": outcome, "read": read, "text": text}));
-        }
-    }
+    let h = harness(&r)?;
+    let (results, unsettled) = reconcile::run(&h).await.map_err(Error::Internal)?;
     if cli.json {
         println!("{}", json!({"ok": unsettled == 0, "result": results}));
     } else if results.is_empty() {
@@ -937,7 +952,13 @@ fn report(
             }
         }
     };
-    let r = report::read(&logs, since.as_deref(), &mut progress).map_err(Error::NotConfigured)?;
+    let r = report::read(
+        &logs,
+        since.as_deref(),
+        cli.connection.as_deref(),
+        &mut progress,
+    )
+    .map_err(Error::NotConfigured)?;
     let text = match format {
         "json" => json!({"ok": true, "result": r}).to_string() + "\n",
         "html" => report::html(&r),

@@ -14,8 +14,63 @@
 //!   recorded as a `reconciled` audit record; `found` and `not-found` settle the write (`report`
 //!   stops listing it), `could-not-check` leaves it pending for the next run.
 
+use crate::Harness;
 use klaviyo_catalog::{Method, Operation};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+
+/// Reconciles every pending write of the harness's audit log: the reads, the `reconciled`
+/// records. Returns one JSON object per write (`operation`, `method`, `path`, `outcome`,
+/// `read`, `text`) and how many remain unsettled (`could-not-check`).
+pub async fn run(h: &Harness) -> Result<(Vec<Value>, usize), String> {
+    let Some(log) = h.settings().audit_log.clone() else {
+        return Err("no audit log is configured".into());
+    };
+    let text = match std::fs::read_to_string(&log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("audit log {}: {e}", log.display())),
+    };
+    let records: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut results = Vec::new();
+    let mut unsettled = 0;
+    for p in pending(&records) {
+        let (outcome, text, read) = match read_for(&p) {
+            Ok((read, args)) => {
+                let out = h.call(read.id, &Value::Object(args).to_string()).await;
+                let (o, t) = judge(&p, &out.result);
+                (o, t, Some(read.id))
+            }
+            Err(why) => ("could-not-check", why, None),
+        };
+        unsettled += usize::from(outcome == "could-not-check");
+        let rec = crate::audit::Record {
+            time: crate::audit::now_rfc3339(),
+            event: "reconciled",
+            request: p.request,
+            tool: "reconcile",
+            connection: h.settings().connection.as_deref(),
+            client: None,
+            operation: p.operation.id,
+            access: p.operation.access.as_str(),
+            decision: "-",
+            method: &p.method,
+            path: &p.path,
+            status: None,
+            duration_ms: None,
+            klaviyo_request_id: None,
+            detail: Some(text.clone()),
+            outcome: Some(outcome),
+            paced_ms: None,
+            check: read.map(String::from),
+        };
+        h.shared().audit.write(&rec)?;
+        results.push(json!({"request": p.request, "time": p.time, "operation": p.operation.id, "method": p.method, "path": p.path, "outcome": outcome, "read": read, "text": text}));
+    }
+    Ok((results, unsettled))
+}
 
 /// A write whose outcome is unknown and not yet reconciled.
 #[derive(Debug)]
@@ -135,7 +190,6 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn path_arguments_come_from_the_recorded_path() {

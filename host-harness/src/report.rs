@@ -29,6 +29,8 @@ pub const DENIED_RETRIES: usize = 3;
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub log: String,
+    /// Only this named connection's records (`--connection`).
+    pub connection: Option<String>,
     /// Records read (outcomes and others), after `since`.
     pub records: usize,
     /// Lines that are not records: (line number, why).
@@ -236,6 +238,7 @@ impl Counts {
 pub fn read(
     paths: &[std::path::PathBuf],
     since: Option<&str>,
+    connection: Option<&str>,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Report, String> {
     let mut texts = Vec::new();
@@ -279,7 +282,12 @@ pub fn read(
         }
     }
     progress(1.0);
+    // One connection's records, when several write one log.
+    if let Some(c) = connection {
+        records.retain(|r| r["connection"] == c);
+    }
     let mut r = build(&records, since);
+    r.connection = connection.map(String::from);
     r.log = paths
         .iter()
         .map(|p| p.display().to_string())
@@ -510,6 +518,9 @@ fn counts_line(c: &Counts) -> String {
 pub fn text(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Audit report: {}", r.log);
+    if let Some(c) = &r.connection {
+        let _ = writeln!(s, "Connection: {c}");
+    }
     if let Some(since) = &r.since {
         let _ = writeln!(s, "Since {since}");
     }

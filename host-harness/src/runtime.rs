@@ -594,6 +594,7 @@ impl Harness {
                     event: "not-configured",
                     request: 0,
                     tool: name,
+                    connection: self.shared.settings.connection.as_deref(),
                     client: caller.client.as_deref(),
                     operation: op.map_or("-", |o| o.id),
                     access: op.map_or("-", |o| o.access.as_str()),

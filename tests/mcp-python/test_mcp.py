@@ -229,6 +229,16 @@ async def http_suite(home):
                 check(f"http/{mode}: a read", not r.is_error and r.structured_content["result"]["data"][0]["id"] == "L1", r)
                 r = await c.call_tool("call_action", WRITE)
                 check(f"http/{mode}: a denied write sends nothing", r.is_error and not up.posts(), r.content[0].text)
+                tools = {t.name: t for t in (await c.list_tools()).tools}
+                rt = tools.get("reconcile_writes")
+                check(f"http/{mode}: with an audit log, reconcile_writes is listed read-only",
+                      rt is not None and rt.annotations.read_only_hint is True, rt)
+                r = await c.call_tool("reconcile_writes", {})
+                check(f"http/{mode}: reconcile_writes answers (nothing pending)",
+                      not r.is_error and r.structured_content == {"ok": True, "results": [], "unsettled": 0}, r)
+                r = await c.call_tool("reconcile_writes", {"all": True})
+                check(f"http/{mode}: reconcile_writes refuses arguments as a tool error",
+                      r.is_error and r.structured_content["error"]["field"] == "all", r)
         try:
             hc, client = http_client(srv.url, token="nope-nope-nope-nope-0000")
             async with hc, client as c:

@@ -168,6 +168,7 @@ impl Audit<'_> {
             event,
             request: self.seq,
             tool: &self.call.called,
+            connection: self.call.shared.settings.connection.as_deref(),
             client: self.call.client.as_deref(),
             operation: self.op.map_or("-", |o| o.id),
             access: self.op.map_or("-", |o| o.access.as_str()),

@@ -47,8 +47,11 @@ pub struct Server {
 
 impl Server {
     pub fn new(harness: Arc<Harness>, surface: Surface) -> anyhow::Result<Server> {
-        let tools: Vec<McpTool> = surface
-            .tools()
+        let mut listed = surface.tools();
+        if harness.settings().audit_log.is_some() {
+            listed.push(reconcile_tool());
+        }
+        let tools: Vec<McpTool> = listed
             .into_iter()
             .map(serde_json::from_value)
             .collect::<Result<_, _>>()
@@ -161,6 +164,46 @@ fn form_elicitation(c: &ClientCapabilities) -> bool {
     c.elicitation
         .as_ref()
         .is_some_and(|e| e.form.is_some() || e.url.is_none())
+}
+
+/// The host-only tool that settles unknown writes from the audit log (listed when there is
+/// one; the edge build has none).
+const RECONCILE: &str = "reconcile_writes";
+
+fn reconcile_tool() -> Value {
+    json!({
+        "name": RECONCILE,
+        "title": "Check writes whose outcome is unknown",
+        "description": "For every write whose answer was lost (outcome-unknown), run the read that shows whether it happened and record the answer in the audit log: found, not-found, or could-not-check (with the read to make). Never sends a write again.",
+        "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {
+            "ok": {"type": "boolean"},
+            "results": {"type": "array", "items": {"type": "object"}},
+            "unsettled": {"type": "integer"}
+        }, "required": ["ok", "results"]},
+        "annotations": {"title": "Check writes whose outcome is unknown", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": false, "openWorldHint": true}
+    })
+}
+
+impl Server {
+    async fn reconcile(&self, req: &CallToolRequestParams) -> Value {
+        if let Some(k) = req.arguments.as_ref().and_then(|a| a.keys().next()) {
+            return klaviyo_agent::mcp::structured(
+                json!({"ok": false, "error": {"kind": "invalid-input", "field": k, "message": format!("Invalid argument `{k}`: {RECONCILE} takes no arguments")}}),
+                true,
+            );
+        }
+        match crate::reconcile::run(&self.harness).await {
+            Ok((results, unsettled)) => klaviyo_agent::mcp::structured(
+                json!({"ok": unsettled == 0, "results": results, "unsettled": unsettled}),
+                false,
+            ),
+            Err(e) => klaviyo_agent::mcp::structured(
+                json!({"ok": false, "error": {"kind": "unavailable", "message": e}}),
+                true,
+            ),
+        }
+    }
 }
 
 fn result(v: Value) -> CallToolResult {
@@ -289,6 +332,9 @@ impl ServerHandler for Server {
         req: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if req.name == RECONCILE && self.harness.settings().audit_log.is_some() {
+            return Ok(result(self.reconcile(&req).await).into());
+        }
         match self
             .surface
             .dispatch(&req.name, req.arguments.clone().unwrap_or_default())

@@ -1331,3 +1331,77 @@ fn reconcile_settles_unknown_writes_with_reads_only() {
     let (code, out, _) = harness(&["report", "--verify"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// An agency's config: two accounts as named connections, each reached at its own base URL with
+/// its own key (which wins over a KLAVIYO_API_KEY that could belong to any account), picked by
+/// --connection or KLAVIYO_CONNECTION; `check --all` checks both; the audit records say which
+/// connection made them and `report --connection` keeps to one.
+#[test]
+fn named_connections_reach_their_own_account_with_their_own_key() {
+    let (a, b) = (Server::ok(), Server::ok());
+    let d = dir();
+    let cfg = write(
+        &d.0,
+        "config.toml",
+        &format!(
+            "audit_log = \"audit.jsonl\"\n\n[connections.acme]\nbase_url = \"{}\"\nkey_command = \"echo pk_acme_1\"\n\n[connections.beta]\nbase_url = \"{}\"\nkey_command = \"echo pk_beta_2\"\n",
+            a.url, b.url
+        ),
+    );
+    let harness = |args: &[&str], connection_env: Option<&str>| {
+        let mut c = cmd(None, Some(FAKE_KEY));
+        c.arg("--config").arg(&cfg).args(args);
+        if let Some(n) = connection_env {
+            c.env("KLAVIYO_CONNECTION", n);
+        }
+        run(&mut c)
+    };
+    assert_eq!(
+        harness(&["--connection", "acme", "call", "get_lists"], None).0,
+        0
+    );
+    assert_eq!(harness(&["call", "get_lists"], Some("beta")).0, 0);
+    let (ra, rb) = (a.requests(), b.requests());
+    assert_eq!((ra.len(), rb.len()), (1, 1));
+    assert_eq!(
+        ra[0].header("authorization"),
+        Some("Klaviyo-API-Key pk_acme_1")
+    );
+    assert_eq!(
+        rb[0].header("authorization"),
+        Some("Klaviyo-API-Key pk_beta_2")
+    );
+
+    let (code, out, err) = harness(&["--json", "check", "--all"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for (name, server) in [("acme", &a), ("beta", &b)] {
+        let c = &v["result"][name];
+        assert_eq!(c["connection"], name);
+        assert_eq!(c["base_url"], server.url.as_str());
+        assert_eq!(c["key_accepted"], true, "{c}");
+    }
+    assert_eq!((a.requests().len(), b.requests().len()), (2, 2));
+
+    let (code, _, err) = harness(&["--connection", "acne", "call", "get_lists"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no connection `acne`") && err.contains("acme, beta"),
+        "{err}"
+    );
+
+    let calls = |connection: Option<&str>| {
+        let mut args = vec!["report", "--json"];
+        if let Some(c) = connection {
+            args.extend(["--connection", c]);
+        }
+        let (code, out, err) = harness(&args, None);
+        assert_eq!(code, 0, "{err}");
+        let r: Value = serde_json::from_str(&out).unwrap();
+        r["result"]["totals"]["calls"].as_u64().unwrap()
+    };
+    assert_eq!(
+        (calls(Some("acme")), calls(Some("beta")), calls(None)),
+        (2, 2, 4)
+    );
+}
