@@ -1017,6 +1017,25 @@ fn separate_processes_share_one_pacing_budget_and_daily_cap() {
     assert_paced(15);
 }
 
+/// The harness against `server` with the key, this policy and an audit log in `d`: the log's
+/// path, and a runner of one command line.
+fn audited(
+    d: &TempDir,
+    server: &Server,
+    policy: &str,
+) -> (PathBuf, impl Fn(&[&str]) -> (i32, String, String)) {
+    let audit = d.0.join("audit.jsonl");
+    let policy = write(&d.0, "policy.toml", policy);
+    let (url, log) = (server.url.clone(), audit.clone());
+    let runner = move |args: &[&str]| {
+        let mut c = cmd(Some(&url), Some(FAKE_KEY));
+        c.arg("--audit-log").arg(&log).arg("--policy").arg(&policy);
+        c.args(args);
+        run(&mut c)
+    };
+    (audit, runner)
+}
+
 /// The audit log of a realistic session, made through real calls against a local server (reads,
 /// a 404, a 429 retried, a write that landed, a write whose answer was lost, denials the agent
 /// kept retrying, an `ask` nobody could answer), read back by `report`: every figure exact,
@@ -1043,21 +1062,12 @@ fn report_reads_back_what_the_calls_did() {
         _ => Reply::json(500, "{}"),
     });
     let d = dir();
-    let audit = d.0.join("audit.jsonl");
-    let policy = write(
-        &d.0,
-        "policy.toml",
+    let (audit, harness) = audited(
+        &d,
+        &server,
         "[[rules]]\ntools = \"add_profiles_to_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"create_tag\"\ndecision = \"ask\"\n",
     );
-    let call = |args: &[&str]| {
-        let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
-        c.arg("--audit-log")
-            .arg(&audit)
-            .arg("--policy")
-            .arg(&policy);
-        c.arg("call").args(args);
-        run(&mut c).0
-    };
+    let call = |args: &[&str]| harness(&[&["call"], args].concat()).0;
     for _ in 0..3 {
         assert_eq!(call(&["get_lists"]), 0);
     }
@@ -1242,21 +1252,11 @@ fn reconcile_settles_unknown_writes_with_reads_only() {
         _ => Reply::json(200, "{}").with(Behavior::Drop),
     });
     let d = dir();
-    let audit = d.0.join("audit.jsonl");
-    let policy = write(
-        &d.0,
-        "policy.toml",
+    let (audit, harness) = audited(
+        &d,
+        &server,
         "[[rules]]\ntools = \"update_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"delete_list\"\ndecision = \"allow\"\n\n[[rules]]\ntools = \"create_list\"\ndecision = \"allow\"\n",
     );
-    let harness = |args: &[&str]| {
-        let mut c = cmd(Some(&server.url), Some(FAKE_KEY));
-        c.arg("--audit-log")
-            .arg(&audit)
-            .arg("--policy")
-            .arg(&policy);
-        c.args(args);
-        run(&mut c)
-    };
     let body = r#"{"id":"L1","body":{"name":"x"}}"#;
     assert_eq!(harness(&["call", "update_list", "--args", body]).0, 8);
     assert_eq!(harness(&["call", "delete_list", "id=L2"]).0, 8);
