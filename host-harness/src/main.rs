@@ -29,6 +29,9 @@ Examples:
   klaviyo-harness check                               # key, URL, policy, component, cache
   klaviyo-harness serve --policy policy.toml          # MCP on stdio (discovery mode)
   klaviyo-harness serve --http 127.0.0.1:8080 --http-token-file tokens
+  klaviyo-harness report --since 7d --format html --out week.html   # what the agent did
+  klaviyo-harness reconcile                           # settle writes whose outcome is unknown
+  klaviyo-harness --connection acme check             # one of several accounts ([connections.acme])
 
 Exit codes: 0 ok, 1 internal error, 2 bad input or unknown tool, 3 denied by policy,
 4 not configured (no key, no component), 5 Klaviyo answered an error, 6 throttled,
@@ -106,8 +109,8 @@ enum Command {
     /// Health check: config, component, cache, key (checked with a read the policy allows),
     /// revision, base URL, policy (with warnings).
     Check {
-        /// Check every named connection of the config file.
-        #[arg(long, conflicts_with = "connection")]
+        /// Check every named connection of the config file (whatever --connection names).
+        #[arg(long)]
         all: bool,
     },
     /// The minimal set of API key scopes the current policy needs.

@@ -209,6 +209,12 @@ fn run() -> Result<bool, String> {
     s.key_source = KeySource::Command("echo pk_conformance_not_a_real_key".into());
     s.public_key = Some("PubKey".into());
     s.policy = Policy::allow_all();
+    // Prism builds some answers slowly (a flow with its actions and definition: tens of seconds
+    // on the 2-core CI machine, and the 8 calls queued behind it wait too): one CI run had 7
+    // flow calls pass the harness's default 60 s first-byte limit. Requests are what is judged
+    // here, not Prism's speed.
+    s.timeouts.first_byte = Duration::from_secs(300);
+    s.timeouts.call = Duration::from_secs(360);
     let harness = Harness::new(s.clone(), &default_component_path(), Box::new(NoTty))
         .map_err(|e| format!("{e:#}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
