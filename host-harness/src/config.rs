@@ -29,6 +29,9 @@
 //! throttle = true                 # pace requests to Klaviyo's per-endpoint limits
 //! max_retries = 3                 # after 429 (reads also after 502/503/504, dropped connections)
 //! max_retry_wait_secs = 30
+//! sandbox = true                  # the built-in sandbox account: sample data, no key, no network
+//! sandbox_seed = 1                # each seed is its own account
+//! sandbox_faults = "429=0.2"      # injected 429 / 5xx / timeout, for rehearsing resilience
 //!
 //! [connections.acme]            # named connections, for several Klaviyo accounts: each table
 //! key_file = "/etc/klaviyo/acme"  # holds one account's settings over the top-level ones;
@@ -114,6 +117,29 @@ pub struct Layer {
     pub max_retries: Option<u32>,
     #[arg(long, global = true, value_name = "SECS", hide_short_help = true)]
     pub max_retry_wait_secs: Option<u64>,
+    /// Answer from the built-in sandbox account instead of Klaviyo: sample data, no key, no
+    /// network; writes change it (kept in the state directory; `sandbox reset` starts again).
+    #[arg(long, global = true, env = "KLAVIYO_SANDBOX", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub sandbox: Option<bool>,
+    /// The sandbox account's seed: each seed is its own account [default: 1].
+    #[arg(
+        long,
+        global = true,
+        env = "KLAVIYO_SANDBOX_SEED",
+        value_name = "N",
+        hide_short_help = true
+    )]
+    pub sandbox_seed: Option<u64>,
+    /// Faults the sandbox injects: `429`, `5xx`, `timeout`, each optionally `=RATE` (0–1,
+    /// default 0.2), comma-separated, e.g. `429=0.5,timeout`.
+    #[arg(
+        long,
+        global = true,
+        env = "KLAVIYO_SANDBOX_FAULTS",
+        value_name = "LIST",
+        hide_short_help = true
+    )]
+    pub sandbox_faults: Option<String>,
     /// The `[serve]` table (flags: `serve --help`).
     #[arg(skip)]
     #[serde(default)]
@@ -243,6 +269,15 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// The named connection these settings come from (audit records carry it).
     pub connection: Option<String>,
+    /// Answer from the built-in sandbox account instead of the network.
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// The sandbox account a run uses (`--sandbox`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SandboxSettings {
+    pub seed: u64,
+    pub faults: klaviyo_sandbox::Faults,
 }
 
 impl Settings {
@@ -269,6 +304,7 @@ impl Settings {
             cache_dir: default_dir("KLAVIYO_CACHE_DIR", "XDG_CACHE_HOME", ".cache"),
             state_dir: None,
             connection: None,
+            sandbox: None,
         })
     }
 }
@@ -539,6 +575,18 @@ pub fn resolve(
         .state_dir
         .clone()
         .or_else(|| default_dir("KLAVIYO_STATE_DIR", "XDG_STATE_HOME", ".local/state"));
+    if l.sandbox == Some(true) {
+        let faults = match &l.sandbox_faults {
+            Some(f) => klaviyo_sandbox::Faults::parse(f)?,
+            None => klaviyo_sandbox::Faults::default(),
+        };
+        s.sandbox = Some(SandboxSettings {
+            seed: l.sandbox_seed.unwrap_or(klaviyo_sandbox::DEFAULT_SEED),
+            faults,
+        });
+    } else if l.sandbox_faults.is_some() || l.sandbox_seed.is_some() {
+        return Err("sandbox_faults and sandbox_seed apply to the sandbox account only: add --sandbox (KLAVIYO_SANDBOX=1, or sandbox = true in the config file)".into());
+    }
     Ok(Resolved {
         settings: s,
         component: l.component,

@@ -7,6 +7,7 @@
 //! - [`egress`]: the wasi:http `send_request` hook (destination, classification, credentials,
 //!   policy, audit, key substitution).
 //! - [`policy`], [`secrets`], [`audit`], [`config`]: what the user configures.
+//! - [`sandbox`]: the built-in sandbox account (`klaviyo_sandbox`) on a local port.
 
 pub mod args;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod report;
 pub mod runtime;
+pub mod sandbox;
 pub mod secrets;
 pub mod throttle;
 pub mod transport;
@@ -36,4 +38,6 @@ pub struct Shared {
     pub confirm: std::sync::Arc<dyn Confirm>,
     pub transport: transport::Transport,
     pub limiter: throttle::RateLimiter,
+    /// The sandbox account that answers instead of the network (`--sandbox`).
+    pub sandbox: Option<std::sync::Arc<klaviyo_sandbox::Sandbox>>,
 }

@@ -58,6 +58,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum SandboxAction {
+    /// What the account holds, and where it is kept.
+    Status,
+    /// Start the account again from its seed (every change since is lost).
+    Reset,
+    /// Answer Klaviyo's API on 127.0.0.1:PORT (for Prism's proxy, curl, other clients).
+    Serve {
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// List the actions, or search them: `tools subscribe to sms`.
     Tools {
@@ -133,6 +146,12 @@ enum Command {
         /// Audit log files to read, rotated ones first [default: the configured audit log].
         #[arg(long = "log", value_name = "FILE")]
         logs: Vec<PathBuf>,
+    },
+    /// The built-in sandbox account (`--sandbox` answers from it): `status` shows what it
+    /// holds, `reset` starts it again from its seed, `serve` answers Klaviyo's API on 127.0.0.1.
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxAction,
     },
     /// Settle writes whose outcome is unknown: for each, run the read that shows whether it
     /// happened and record the answer in the audit log. Never sends a write again.
@@ -276,11 +295,7 @@ fn resolve_as(
     dry_run: bool,
     connection: Option<&str>,
 ) -> Result<Resolved, Error> {
-    let path = cli.config.clone().or_else(|| {
-        std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"))
-            .filter(|p| p.exists())
-    });
+    let path = config_path(cli);
     let file = match &path {
         Some(p) => Some((p.as_path(), Layer::from_file(p).map_err(Error::Config)?)),
         None => None,
@@ -291,6 +306,15 @@ fn resolve_as(
     }
     let env_key = std::env::var_os("KLAVIYO_API_KEY").is_some_and(|k| !k.is_empty());
     config::resolve(&flags, file, env_key, dry_run, connection).map_err(Error::Config)
+}
+
+/// `--config`, else `~/.config/klaviyo-harness/config.toml` when it exists.
+fn config_path(cli: &Cli) -> Option<PathBuf> {
+    cli.config.clone().or_else(|| {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".config/klaviyo-harness/config.toml"))
+            .filter(|p| p.exists())
+    })
 }
 
 /// The harness on the component the configuration names, or the one built in.
@@ -378,6 +402,7 @@ async fn run(cli: Cli) -> Result<Exit, Error> {
         } => describe(json_out, name, path.as_deref(), *schema),
         Command::Scopes => scopes(json_out, &resolve(&cli, None, false)?.settings),
         Command::Reconcile => reconcile(&cli).await,
+        Command::Sandbox { action } => sandbox(&cli, action).await,
         Command::Report {
             since,
             format,
@@ -420,6 +445,75 @@ async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Serve { serve } => {
             let r = resolve(&cli, Some(serve), false)?;
             serve_mcp(&r).await
+        }
+    }
+}
+
+/// `sandbox status | reset | serve`: the account of the configured seed (with or without
+/// `--sandbox`).
+async fn sandbox(cli: &Cli, action: &SandboxAction) -> Result<Exit, Error> {
+    let mut flags = cli.settings.clone();
+    flags.sandbox = Some(true);
+    let path = config_path(cli);
+    let file = match &path {
+        Some(p) => Some((p.as_path(), Layer::from_file(p).map_err(Error::Config)?)),
+        None => None,
+    };
+    let r = config::resolve(&flags, file, false, false, cli.connection.as_deref())
+        .map_err(Error::Config)?;
+    let sb_settings = r.settings.sandbox.clone().expect("sandbox is on");
+    let sb = Arc::new(klaviyo_sandbox::Sandbox::new(
+        sb_settings.seed,
+        r.settings.state_dir.as_deref(),
+        sb_settings.faults,
+    ));
+    let kept = match sb.file() {
+        Some(f) => f.display().to_string(),
+        None => "this process only (no state directory)".into(),
+    };
+    match action {
+        SandboxAction::Reset => {
+            sb.reset().map_err(Error::Internal)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "reset": true, "seed": sb.seed(), "file": sb.file()})
+                );
+            } else {
+                println!(
+                    "sandbox account (seed {}) started again from its sample data; kept in {kept}",
+                    sb.seed()
+                );
+            }
+            Ok(Exit::Ok)
+        }
+        SandboxAction::Status => {
+            let counts = sb.counts().map_err(Error::Internal)?;
+            if cli.json {
+                let m: serde_json::Map<String, Value> =
+                    counts.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
+                println!(
+                    "{}",
+                    json!({"ok": true, "seed": sb.seed(), "file": sb.file(), "resources": m})
+                );
+            } else {
+                println!("sandbox account (seed {}), kept in {kept}:", sb.seed());
+                for (t, n) in counts {
+                    println!("  {t:<20} {n}");
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        SandboxAction::Serve { port } => {
+            klaviyo_harness::sandbox::serve(sb.clone(), *port, |addr| {
+                eprintln!(
+                    "sandbox account (seed {}) answering Klaviyo's API at http://{addr} (any `Authorization: Klaviyo-API-Key …`); Ctrl-C stops",
+                    sb.seed()
+                );
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("{e:#}")))?;
+            Ok(Exit::Ok)
         }
     }
 }
@@ -532,7 +626,19 @@ async fn call(
             out
         }
     };
-    let http = http_of(&outcome);
+    let mut http = http_of(&outcome);
+    if let Some(sb) = &h.shared().sandbox {
+        if json_out {
+            if let Value::Object(m) = &mut http {
+                m.insert("sandbox".into(), json!({"seed": sb.seed()}));
+            }
+        } else if outcome.dry_runs.is_empty() {
+            eprintln!(
+                "sandbox account (seed {}): sample data on this machine; nothing was sent to Klaviyo",
+                sb.seed()
+            );
+        }
+    }
     match outcome.result {
         Ok(_) if !outcome.dry_runs.is_empty() => {
             if json_out {

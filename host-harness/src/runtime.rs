@@ -406,6 +406,13 @@ impl Harness {
             limiter: crate::throttle::RateLimiter::new(
                 settings.state_dir.as_deref().filter(|_| settings.throttle),
             ),
+            sandbox: settings.sandbox.as_ref().map(|sb| {
+                Arc::new(klaviyo_sandbox::Sandbox::new(
+                    sb.seed,
+                    settings.state_dir.as_deref(),
+                    sb.faults.clone(),
+                ))
+            }),
             settings,
             confirm: Arc::from(confirm),
         });
@@ -442,7 +449,8 @@ impl Harness {
         let connection = wit_secrets::Connection {
             base_url: s.base_url.clone(),
             revision: s.revision.clone(),
-            private_key_placeholder: (has_key || s.dry_run).then(|| KEY_PLACEHOLDER.to_string()),
+            private_key_placeholder: (has_key || s.dry_run || self.shared.sandbox.is_some())
+                .then(|| KEY_PLACEHOLDER.to_string()),
             public_key: s.public_key.clone(),
         };
         let mut http = WasiHttpCtx::new();

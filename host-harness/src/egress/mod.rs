@@ -6,7 +6,9 @@
 //!    credentials, body;
 //! 2. the policy's decision for that operation (`klaviyo_agent::policy`), then dry run / deny /
 //!    ask (the exact request shown, [`show`]);
-//! 3. the key: substituted into `Authorization` only, only now; no key → `not-configured`;
+//! 3. the key: substituted into `Authorization` only, only now; no key → `not-configured`
+//!    (with `--sandbox` no key is read at all, and the built-in sandbox account answers in
+//!    place of the network at step 4: everything else is the same);
 //! 4. audit `sending` (on disk before the request leaves), pacing, send, and the one retry
 //!    rule ([`retry::next_step`], pure);
 //! 5. audit `done`; the key scrubbed from whatever came back.
@@ -334,7 +336,10 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
     }
     // 3. the key, only now
     let mut key: Option<Secret> = None;
-    let account = if op.client {
+    let account = if let Some(sb) = &call.shared.sandbox {
+        // The sandbox needs no key and must never see one.
+        format!("sandbox:{}", sb.seed())
+    } else if op.client {
         format!("public:{}", s.public_key.as_deref().unwrap_or(""))
     } else {
         let k = match call.shared.keys.get().await {
@@ -414,11 +419,15 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = parts.uri.clone();
         *req.headers_mut() = parts.headers.clone();
-        let sent = call
-            .shared
-            .transport
-            .send(req, call.deadline, op.access == Access::Read)
-            .await;
+        let sent = match &call.shared.sandbox {
+            Some(sb) => sandbox_send(sb, &req, &s.base_url),
+            None => {
+                call.shared
+                    .transport
+                    .send(req, call.deadline, op.access == Access::Read)
+                    .await
+            }
+        };
         let attempt = match &sent {
             Ok(resp) => Attempt::Answered {
                 status: resp.status.as_u16(),
@@ -509,6 +518,48 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
             let _ = audit.write(&r);
             made
         }
+    }
+}
+
+/// The sandbox account's answer to a request that passed every stage before sending: the
+/// same admission, policy, confirmation, pacing, retry and audit as a request to Klaviyo.
+fn sandbox_send(
+    sb: &klaviyo_sandbox::Sandbox,
+    req: &http::Request<Bytes>,
+    base: &str,
+) -> Result<crate::transport::Buffered, SendError> {
+    let r = klaviyo_sandbox::Request {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query().unwrap_or(""),
+        body: req.body(),
+    };
+    match sb.handle(&r, base) {
+        klaviyo_sandbox::Outcome::Answer {
+            status,
+            headers,
+            body,
+        } => {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    http::HeaderValue::from_str(&v),
+                ) {
+                    h.insert(k, v);
+                }
+            }
+            Ok(crate::transport::Buffered {
+                status: http::StatusCode::from_u16(status)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                headers: h,
+                body: Bytes::from(body),
+            })
+        }
+        klaviyo_sandbox::Outcome::Timeout => Err(SendError::Timeout {
+            phase: "answer (a timeout the sandbox injected)",
+            after: Duration::ZERO,
+        }),
     }
 }
 

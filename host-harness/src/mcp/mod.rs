@@ -316,7 +316,14 @@ impl ServerHandler for Server {
                 "klaviyo-harness",
                 env!("CARGO_PKG_VERSION"),
             ))
-            .with_instructions(self.surface.instructions())
+            .with_instructions(match &self.harness.shared().sandbox {
+                Some(sb) => format!(
+                    "SANDBOX ACCOUNT (seed {}): sample data on this machine, not a real Klaviyo account; nothing reaches Klaviyo and no email or SMS is ever sent. {}",
+                    sb.seed(),
+                    self.surface.instructions()
+                ),
+                None => self.surface.instructions(),
+            })
     }
 
     async fn list_tools(

@@ -1,0 +1,495 @@
+//! The sandbox behaves like an account: writes change what reads return, pages neither skip
+//! nor repeat, errors come in Klaviyo's shape, and what it does not simulate says so.
+
+use super::*;
+use serde_json::{json, Value};
+
+const BASE: &str = "https://a.klaviyo.com";
+
+fn call(sb: &Sandbox, method: &str, path_query: &str, body: Value) -> (u16, Value) {
+    let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    match sb.handle(
+        &Request {
+            method,
+            path,
+            query,
+            body: &body,
+        },
+        BASE,
+    ) {
+        Outcome::Answer {
+            status,
+            body,
+            headers,
+        } => {
+            assert!(headers.iter().any(|(k, _)| k == SANDBOX_HEADER));
+            (
+                status,
+                if body.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&body).unwrap()
+                },
+            )
+        }
+        Outcome::Timeout => (0, Value::Null),
+    }
+}
+
+fn names(doc: &Value) -> Vec<String> {
+    doc["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attributes"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_created_list_is_listed_gains_members_and_is_gone_after_delete() {
+    let sb = Sandbox::new(7, None, Faults::default());
+    let (s, doc) = call(
+        &sb,
+        "POST",
+        "/api/lists",
+        json!({"data": {"type": "list", "attributes": {"name": "Spring Launch"}}}),
+    );
+    assert_eq!(s, 201, "{doc}");
+    let id = doc["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(doc["data"]["attributes"]["name"], "Spring Launch");
+    let (_, all) = call(&sb, "GET", "/api/lists?page%5Bsize%5D=10", Value::Null);
+    assert!(names(&all).contains(&"Spring Launch".to_string()), "{all}");
+
+    let (_, profiles) = call(&sb, "GET", "/api/profiles?page%5Bsize%5D=2", Value::Null);
+    let members: Vec<Value> = profiles["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"type": "profile", "id": p["id"]}))
+        .collect();
+    let (s, _) = call(
+        &sb,
+        "POST",
+        &format!("/api/lists/{id}/relationships/profiles"),
+        json!({"data": members}),
+    );
+    assert_eq!(s, 204);
+    let (_, rel) = call(
+        &sb,
+        "GET",
+        &format!("/api/lists/{id}/relationships/profiles"),
+        Value::Null,
+    );
+    assert_eq!(rel["data"].as_array().unwrap().len(), 2, "{rel}");
+    let (_, counted) = call(
+        &sb,
+        "GET",
+        &format!("/api/lists/{id}?additional-fields%5Blist%5D=profile_count"),
+        Value::Null,
+    );
+    assert_eq!(counted["data"]["attributes"]["profile_count"], 2);
+    // The membership is visible from the profile's side too.
+    let pid = members[0]["id"].as_str().unwrap();
+    let (_, lists_of) = call(
+        &sb,
+        "GET",
+        &format!("/api/profiles/{pid}/lists"),
+        Value::Null,
+    );
+    assert!(
+        names(&lists_of).contains(&"Spring Launch".to_string()),
+        "{lists_of}"
+    );
+
+    let (s, _) = call(&sb, "DELETE", &format!("/api/lists/{id}"), Value::Null);
+    assert_eq!(s, 204);
+    let (s, gone) = call(&sb, "GET", &format!("/api/lists/{id}"), Value::Null);
+    assert_eq!(s, 404);
+    assert_eq!(gone["errors"][0]["code"], "not_found");
+}
+
+#[test]
+fn pages_follow_cursors_without_skipping_or_repeating_even_when_the_account_changes() {
+    let sb = Sandbox::new(3, None, Faults::default());
+    let mut seen = Vec::new();
+    let mut next = Some("/api/profiles?page%5Bsize%5D=40&sort=-created".to_string());
+    let mut pages = 0;
+    while let Some(url) = next {
+        let (s, doc) = call(&sb, "GET", &url, Value::Null);
+        assert_eq!(s, 200, "{doc}");
+        for p in doc["data"].as_array().unwrap() {
+            seen.push((
+                p["attributes"]["created"].as_str().unwrap().to_string(),
+                p["id"].as_str().unwrap().to_string(),
+            ));
+        }
+        if pages == 1 {
+            // A profile created mid-way (newest, so before the cursor) does not shift later pages.
+            call(
+                &sb,
+                "POST",
+                "/api/profiles",
+                json!({"data": {"type": "profile", "attributes": {"email": "mid@example.com"}}}),
+            );
+        }
+        next = doc["links"]["next"]
+            .as_str()
+            .map(|l| l.trim_start_matches(BASE).to_string());
+        pages += 1;
+    }
+    assert_eq!(
+        seen.len(),
+        seed::PROFILES,
+        "every seeded profile exactly once"
+    );
+    let mut ids: Vec<&String> = seen.iter().map(|(_, id)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), seed::PROFILES);
+    assert!(
+        seen.windows(2)
+            .all(|w| query::compare(&json!(w[0].0), &json!(w[1].0))
+                != Some(std::cmp::Ordering::Less)),
+        "sorted newest first"
+    );
+    assert_eq!(pages, 8);
+}
+
+#[test]
+fn filters_sort_fields_and_include_work_as_klaviyo_documents() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let (_, vip) = call(
+        &sb,
+        "GET",
+        "/api/lists?filter=equals(name,%27VIP%20Customers%27)",
+        Value::Null,
+    );
+    assert_eq!(names(&vip), vec!["VIP Customers"]);
+    let (_, p) = call(&sb, "GET", "/api/profiles?page%5Bsize%5D=1", Value::Null);
+    let email = p["data"][0]["attributes"]["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, found) = call(
+        &sb,
+        "GET",
+        &format!(
+            "/api/profiles?filter=equals(email,%27{email}%27)&fields%5Bprofile%5D=email,first_name"
+        ),
+        Value::Null,
+    );
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
+    let attrs = found["data"][0]["attributes"].as_object().unwrap();
+    assert_eq!(
+        attrs.keys().collect::<Vec<_>>(),
+        vec!["email", "first_name"]
+    );
+    let (_, sorted) = call(&sb, "GET", "/api/lists?sort=-name", Value::Null);
+    let n = names(&sorted);
+    let mut want = n.clone();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(n, want);
+    let (_, camps) = call(
+        &sb,
+        "GET",
+        "/api/campaigns?filter=equals(messages.channel,%27email%27)&include=tags",
+        Value::Null,
+    );
+    assert!(!camps["data"].as_array().unwrap().is_empty());
+    assert!(camps["included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["type"] == "tag"));
+    let (_, recent) = call(
+        &sb,
+        "GET",
+        "/api/events?filter=greater-than(datetime,2000-01-01T00:00:00Z)&page%5Bsize%5D=5",
+        Value::Null,
+    );
+    assert_eq!(recent["data"].as_array().unwrap().len(), 5);
+    let (s, bad) = call(
+        &sb,
+        "GET",
+        "/api/lists?filter=equal(name,%27x%27)",
+        Value::Null,
+    );
+    assert_eq!(s, 400);
+    assert_eq!(bad["errors"][0]["source"]["parameter"], "filter");
+    assert!(bad["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("unknown filter operator `equal`"));
+}
+
+#[test]
+fn subscribing_by_email_creates_the_profile_consents_and_joins_the_list() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let (_, l) = call(
+        &sb,
+        "GET",
+        "/api/lists?filter=equals(name,%27SMS%20Subscribers%27)",
+        Value::Null,
+    );
+    let list = l["data"][0]["id"].as_str().unwrap().to_string();
+    let body = json!({"data": {"type": "profile-subscription-bulk-create-job", "attributes": {"profiles": {"data": [
+        {"type": "profile", "attributes": {"email": "new@example.com", "phone_number": "+15555550123",
+         "subscriptions": {"sms": {"marketing": {"consent": "SUBSCRIBED"}}}}}]}},
+        "relationships": {"list": {"data": {"type": "list", "id": list}}}}});
+    let (s, _) = call(
+        &sb,
+        "POST",
+        "/api/profile-subscription-bulk-create-jobs",
+        body,
+    );
+    assert_eq!(s, 202);
+    let (_, p) = call(&sb, "GET", "/api/profiles?filter=equals(email,%27new@example.com%27)&additional-fields%5Bprofile%5D=subscriptions", Value::Null);
+    let prof = &p["data"][0];
+    assert_eq!(
+        prof["attributes"]["subscriptions"]["sms"]["marketing"]["consent"],
+        "SUBSCRIBED"
+    );
+    assert_eq!(
+        prof["attributes"]["subscriptions"]["email"]["marketing"]["consent"],
+        "NEVER_SUBSCRIBED"
+    );
+    let pid = prof["id"].as_str().unwrap();
+    let (_, lists) = call(
+        &sb,
+        "GET",
+        &format!("/api/profiles/{pid}/relationships/lists"),
+        Value::Null,
+    );
+    assert_eq!(
+        lists["data"],
+        json!([{"type": "list", "id": list}]),
+        "{lists}"
+    );
+}
+
+#[test]
+fn duplicates_unknown_ids_and_unsimulated_operations_answer_like_klaviyo_and_change_nothing() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let (_, p) = call(&sb, "GET", "/api/profiles?page%5Bsize%5D=1", Value::Null);
+    let email = p["data"][0]["attributes"]["email"].clone();
+    let (s, dup) = call(
+        &sb,
+        "POST",
+        "/api/profiles",
+        json!({"data": {"type": "profile", "attributes": {"email": email}}}),
+    );
+    assert_eq!(s, 409);
+    assert_eq!(
+        dup["errors"][0]["meta"]["duplicate_profile_id"],
+        p["data"][0]["id"]
+    );
+    assert_eq!(
+        dup["errors"][0]["source"]["pointer"],
+        "/data/attributes/email"
+    );
+    let (s, nf) = call(
+        &sb,
+        "POST",
+        "/api/lists/NOPE00/relationships/profiles",
+        json!({"data": []}),
+    );
+    assert_eq!(s, 404);
+    assert!(nf["errors"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("NOPE00"));
+    let before = sb.counts().unwrap();
+    let (s, ns) = call(
+        &sb,
+        "POST",
+        "/api/campaign-send-jobs",
+        json!({"data": {"type": "campaign-send-job", "id": "x"}}),
+    );
+    assert_eq!(s, 501);
+    assert_eq!(ns["errors"][0]["code"], "sandbox_not_simulated");
+    assert_eq!(sb.counts().unwrap(), before);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_account_and_the_state_file_is_shared() {
+    let day = 1_780_000_000;
+    assert_eq!(
+        serde_json::to_string(&seed::account(5, day)).unwrap(),
+        serde_json::to_string(&seed::account(5, day)).unwrap()
+    );
+    assert_ne!(
+        serde_json::to_string(&seed::account(5, day)).unwrap(),
+        serde_json::to_string(&seed::account(6, day)).unwrap()
+    );
+    let dir = std::env::temp_dir().join(format!("sandbox-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = Sandbox::new(9, Some(&dir), Faults::default());
+    let b = Sandbox::new(9, Some(&dir), Faults::default());
+    let (s, doc) = call(
+        &a,
+        "POST",
+        "/api/tags",
+        json!({"data": {"type": "tag", "attributes": {"name": "Rehearsal"},
+        "relationships": {"tag-group": {"data": {"type": "tag-group", "id": "tg-default"}}}}}),
+    );
+    assert_eq!(s, 201, "{doc}");
+    let (_, tags) = call(
+        &b,
+        "GET",
+        "/api/tags?filter=equals(name,%27Rehearsal%27)",
+        Value::Null,
+    );
+    assert_eq!(
+        tags["data"].as_array().unwrap().len(),
+        1,
+        "the second instance sees the first one's write"
+    );
+    b.reset().unwrap();
+    let (_, tags) = call(
+        &a,
+        "GET",
+        "/api/tags?filter=equals(name,%27Rehearsal%27)",
+        Value::Null,
+    );
+    assert!(
+        tags["data"].as_array().unwrap().is_empty(),
+        "reset starts again"
+    );
+    std::fs::write(store::state_file(&dir, 9), b"{broken").unwrap();
+    let (s, e) = call(&a, "GET", "/api/tags", Value::Null);
+    assert_eq!(s, 500);
+    assert!(
+        e["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox reset"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn metric_aggregates_count_the_stored_events() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let (_, m) = call(
+        &sb,
+        "GET",
+        "/api/metrics?filter=equals(name,%27Placed%20Order%27)",
+        Value::Null,
+    );
+    let metric = m["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, ev) = call(
+        &sb,
+        "GET",
+        &format!("/api/events?filter=equals(metric_id,%27{metric}%27)&page%5Bsize%5D=200"),
+        Value::Null,
+    );
+    let mut total = ev["data"].as_array().unwrap().len();
+    let mut next = ev["links"]["next"].as_str().map(String::from);
+    while let Some(n) = next {
+        let (_, d) = call(&sb, "GET", n.trim_start_matches(BASE), Value::Null);
+        total += d["data"].as_array().unwrap().len();
+        next = d["links"]["next"].as_str().map(String::from);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (from, to) = (
+        query::rfc3339(now - 100 * 86400),
+        query::rfc3339(now + 86400),
+    );
+    let body = json!({"data": {"type": "metric-aggregate", "attributes": {"metric_id": metric, "measurements": ["count", "sum_value"],
+        "interval": "week", "filter": [format!("greater-or-equal(datetime,{from})"), format!("less-than(datetime,{to})")]}}});
+    let (s, agg) = call(&sb, "POST", "/api/metric-aggregates", body.clone());
+    assert_eq!(s, 200, "{agg}");
+    let counted: f64 = agg["data"]["attributes"]["data"][0]["measurements"]["count"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, total);
+    assert!(total > 50, "the sample brand has orders ({total})");
+    let mut long = body.clone();
+    long["data"]["attributes"]["interval"] = json!("hour");
+    let (s, e) = call(&sb, "POST", "/api/metric-aggregates", long);
+    assert_eq!(s, 400);
+    assert!(
+        e["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1000 hours"),
+        "{e}"
+    );
+}
+
+#[test]
+fn injected_faults_come_at_the_asked_rate_and_a_timed_out_write_still_lands() {
+    assert_eq!(
+        Faults::parse("429=0.5,timeout").unwrap(),
+        Faults {
+            throttle: 0.5,
+            server_error: 0.0,
+            timeout: 0.2
+        }
+    );
+    assert!(Faults::parse("418")
+        .unwrap_err()
+        .contains("use 429, 5xx or timeout"));
+    assert!(Faults::parse("429=2").unwrap_err().contains("from 0 to 1"));
+    let sb = Sandbox::new(
+        1,
+        None,
+        Faults {
+            throttle: 0.0,
+            server_error: 0.0,
+            timeout: 1.0,
+        },
+    );
+    let body = json!({"data": {"type": "list", "attributes": {"name": "Lost answer"}}}).to_string();
+    let out = sb.handle(
+        &Request {
+            method: "POST",
+            path: "/api/lists",
+            query: "",
+            body: body.as_bytes(),
+        },
+        BASE,
+    );
+    assert!(matches!(out, Outcome::Timeout));
+    let quiet = Sandbox::new(
+        1,
+        None,
+        Faults {
+            throttle: 0.5,
+            ..Faults::default()
+        },
+    );
+    let throttled = (0..200)
+        .filter(|_| call(&quiet, "GET", "/api/lists", Value::Null).0 == 429)
+        .count();
+    assert!((60..140).contains(&throttled), "{throttled} of 200");
+    // The timed-out write happened.
+    let sb2 = &sb;
+    let names_now = match sb2.handle(
+        &Request {
+            method: "GET",
+            path: "/api/lists",
+            query: "",
+            body: b"",
+        },
+        BASE,
+    ) {
+        Outcome::Answer { .. } | Outcome::Timeout => sb2.counts().unwrap(),
+    };
+    assert!(
+        names_now.iter().any(|(t, n)| t == "list" && *n == 7),
+        "{names_now:?}"
+    );
+}
