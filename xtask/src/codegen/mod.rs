@@ -177,7 +177,7 @@ mod tests {
     fn the_sample_spec_generates_the_golden_files() {
         let dir = sample_dir();
         let files = generate(&dir.join("spec.json"), &dir.join("promised.tsv")).unwrap();
-        assert_eq!(files.len(), 5);
+        assert_eq!(files.len(), 6);
         let update = std::env::var_os("UPDATE_GOLDEN").is_some();
         let mut differ = Vec::new();
         for f in &files {
