@@ -119,7 +119,7 @@ pub struct Layer {
     pub max_retry_wait_secs: Option<u64>,
     /// Answer from the built-in sandbox account instead of Klaviyo: sample data, no key, no
     /// network; writes change it (kept in the state directory; `sandbox reset` starts again).
-    #[arg(long, global = true, env = "KLAVIYO_SANDBOX", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, global = true, env = "KLAVIYO_SANDBOX", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub sandbox: Option<bool>,
     /// The sandbox account's seed: each seed is its own account [default: 1].
     #[arg(

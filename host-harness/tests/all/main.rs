@@ -12,6 +12,7 @@
 
 mod support;
 
+mod account;
 mod cli;
 mod e2e;
 mod edge;
