@@ -22,33 +22,55 @@ def req(method, path, body=None):
 # identical schemas (Email/SMS/PushSendOptions: one optional `use_smart_sending`), and
 # `tracking_options` a oneOf of two that accept the same objects, so no value — Klaviyo's own
 # answers included — matches "exactly one". Counted apart, never hidden.
-SPEC_DEFECT = {"send_options", "tracking_options"}
+# A campaign message's `content` is likewise a oneOf of Email/SMSContentSubObject, neither with
+# a required member. Where a campaign is the `data` of an anyOf (a message's campaign), the same
+# defect surfaces as "data must match a schema in anyOf".
+SPEC_DEFECT = {"send_options", "tracking_options", "content"}
 spec_defects = []
 
-def violations(v):
+def violations(v, body=b""):
     if not v:
         return []
     try:
         errs = [x for x in json.loads(v) if x.get("severity", "Error") in ("Error", 0)]
     except ValueError:
         return [v]
-    kept = [x for x in errs if not (x.get("location") and x["location"][-1] in SPEC_DEFECT)]
+    try:
+        data_type = json.loads(body)["data"]["type"]
+    except (ValueError, KeyError, TypeError):
+        data_type = None
+    def defect(x):
+        loc = x.get("location") or []
+        if loc and loc[-1] in SPEC_DEFECT:
+            return True
+        return data_type == "campaign" and loc[-1:] == ["data"] and x.get("code") in ("anyOf", "type")
+    kept = [x for x in errs if not defect(x)]
     spec_defects.extend(errs[len(kept):] if len(kept) < len(errs) else [])
     return kept
 
-# Ids by collection, from the account itself.
+# Ids by collection, from the account itself (some only through their parent).
 ids = {}
+VIA = {"campaign-messages": ("campaigns", "campaign-messages"), "flow-actions": ("flows", "flow-actions"),
+       "flow-messages": ("flow-actions", "flow-messages")}
 def first_id(seg):
     if seg not in ids:
         q = "?filter=equals(messages.channel,'email')" if seg == "campaigns" else ""
-        s, _, b = req("GET", f"/api/{seg}{q}")
+        path = f"/api/{seg}{q}"
+        if seg in VIA:
+            parent, rel = VIA[seg]
+            pid = first_id(parent)
+            path = f"/api/{parent}/{urllib.parse.quote(pid or '-', safe='')}/{rel}"
+        if seg == "coupon-codes":
+            path = "/api/coupon-codes?filter=" + urllib.parse.quote("equals(coupon.id,'WELCOME10')")
+        s, _, b = req("GET", path)
         try:
             ids[seg] = json.loads(b)["data"][0]["id"] if s == 200 and json.loads(b)["data"] else None
         except (ValueError, KeyError, IndexError, TypeError):
             ids[seg] = None
     return ids[seg]
 
-REQUIRED_FILTER = {"get_campaigns": "equals(messages.channel,'email')"}
+REQUIRED_FILTER = {"get_campaigns": "equals(messages.channel,'email')",
+                   "get_coupon_codes": "equals(coupon.id,'WELCOME10')"}
 rows, failed, answered, skipped = [], [], 0, []
 for path, item in sorted(spec["paths"].items()):
     op = item.get("get")
@@ -74,8 +96,8 @@ for path, item in sorted(spec["paths"].items()):
     else:
         if q:
             url += "?" + "&".join(q)
-        s, v, _ = req("GET", url)
-        bad = violations(v)
+        s, v, b = req("GET", url)
+        bad = violations(v, b)
         rows.append((oid, s, len(bad)))
         if s < 400 or s in (400, 404):
             answered += 1
@@ -87,7 +109,7 @@ for path, item in sorted(spec["paths"].items()):
 # Writes the sandbox simulates, each checked by a read.
 def write(method, path, body, want):
     s, v, b = req(method, path, body)
-    bad = violations(v)
+    bad = violations(v, b)
     rows.append((f"{method} {path}", s, len(bad)))
     if bad:
         failed.append((f"{method} {path}", s, bad[:3]))
@@ -110,6 +132,44 @@ write("POST", "/api/events", {"data": {"type": "event", "attributes": {"properti
 mid = first_id("metrics")
 write("POST", "/api/metric-aggregates", {"data": {"type": "metric-aggregate", "attributes": {"metric_id": mid, "measurements": ["count"], "interval": "day", "filter": ["greater-or-equal(datetime,2026-01-01T00:00:00)", "less-than(datetime,2026-02-01T00:00:00)"]}}}, 200)
 tag = write("POST", "/api/tags", {"data": {"type": "tag", "attributes": {"name": "Sweep"}, "relationships": {"tag-group": {"data": {"type": "tag-group", "id": "tg-default"}}}}}, 201)
+# Jobs, reports and client writes.
+order_metric = None
+s, _, b = req("GET", "/api/metrics?filter=" + urllib.parse.quote("equals(name,'Placed Order')"))
+order_metric = json.loads(b)["data"][0]["id"]
+s, _, b = req("GET", "/api/campaigns?filter=" + urllib.parse.quote("equals(messages.channel,'email'),equals(status,'Draft')"))
+draft = json.loads(b)["data"][0]["id"]
+write("POST", "/api/campaign-recipient-estimation-jobs", {"data": {"type": "campaign-recipient-estimation-job", "id": draft}}, 202)
+write("GET", f"/api/campaign-recipient-estimations/{draft}", None, 200)
+write("POST", "/api/campaign-clone", {"data": {"type": "campaign", "id": draft, "attributes": {"new_name": "Sweep clone"}}}, 201)
+write("POST", "/api/campaign-send-jobs", {"data": {"type": "campaign-send-job", "id": draft}}, 202)
+write("GET", f"/api/campaign-send-jobs/{draft}", None, 200)
+for path, ty, extra in [("/api/campaign-values-reports", "campaign-values-report", {}),
+                        ("/api/flow-values-reports", "flow-values-report", {}),
+                        ("/api/flow-series-reports", "flow-series-report", {"interval": "weekly"})]:
+    rep = write("POST", path, {"data": {"type": ty, "attributes": {"statistics": ["open_rate", "recipients", "conversion_value"],
+        "timeframe": {"key": "last_90_days"}, "conversion_metric_id": order_metric, **extra}}}, 200)
+    if not rep["data"]["attributes"]["results"]:
+        failed.append((path, 200, ["no results for the sample account's last 90 days"]))
+tid = first_id("templates")
+write("POST", "/api/template-clone", {"data": {"type": "template", "id": tid, "attributes": {"name": "Sweep template"}}}, 201)
+write("POST", "/api/template-render", {"data": {"type": "template", "id": tid, "attributes": {"context": {"first_name": "Sweep"}}}}, 201)
+cmid = first_id("campaign-messages")
+write("POST", "/api/campaign-message-assign-template", {"data": {"type": "campaign-message", "id": cmid, "relationships": {"template": {"data": {"type": "template", "id": tid}}}}}, 200)
+item = lambda ext: {"type": "catalog-item", "attributes": {"external_id": ext, "title": ext, "description": "d", "url": "https://x.example/p", "catalog_type": "$default", "integration_type": "$custom", "price": 10}}
+job = write("POST", "/api/catalog-item-bulk-create-jobs", {"data": {"type": "catalog-item-bulk-create-job", "attributes": {"items": {"data": [item("SWEEP-1")]}}}}, 202)
+write("GET", f"/api/catalog-item-bulk-create-jobs/{job['data']['id']}", None, 200)
+write("POST", "/api/profile-suppression-bulk-create-jobs", {"data": {"type": "profile-suppression-bulk-create-job", "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "sweep@example.com"}}]}}}}, 202)
+write("POST", "/api/profile-suppression-bulk-delete-jobs", {"data": {"type": "profile-suppression-bulk-delete-job", "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "sweep@example.com"}}]}}}}, 202)
+imp = write("POST", "/api/profile-bulk-import-jobs", {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": "imported@example.com"}}]}}, "relationships": {"lists": {"data": [{"type": "list", "id": lid}]}}}}, 202)
+write("GET", f"/api/profile-bulk-import-jobs/{imp['data']['id']}", None, 200)
+co = "?company_id=SbX4mP"
+write("POST", "/client/profiles" + co, {"data": {"type": "profile", "attributes": {"email": "client@example.com"}}}, 202)
+write("POST", "/client/events" + co, {"data": {"type": "event", "attributes": {"properties": {}, "metric": {"data": {"type": "metric", "attributes": {"name": "Viewed Product"}}}, "profile": {"data": {"type": "profile", "attributes": {"email": "client@example.com"}}}}}}, 202)
+write("POST", "/client/subscriptions" + co, {"data": {"type": "subscription", "attributes": {"profile": {"data": {"type": "profile", "attributes": {"email": "client@example.com", "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}}}}, "relationships": {"list": {"data": {"type": "list", "id": lid}}}}}, 202)
+s, _, b = req("GET", "/api/profiles?page%5Bsize%5D=2")
+two = [d["id"] for d in json.loads(b)["data"]]
+write("POST", "/api/profile-merge", {"data": {"type": "profile-merge", "id": two[0], "relationships": {"profiles": {"data": [{"type": "profile", "id": two[1]}]}}}}, 201)
+
 write("DELETE", f"/api/lists/{lid}/relationships/profiles", {"data": [{"type": "profile", "id": pid}]}, 204)
 write("DELETE", f"/api/lists/{lid}", None, 204)
 s, _, _ = req("GET", f"/api/lists/{lid}")

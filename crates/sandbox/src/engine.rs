@@ -37,7 +37,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn empty(status: u16, op: &'static Operation) -> Response {
+    pub(crate) fn empty(status: u16, op: &'static Operation) -> Response {
         Response {
             status,
             body: Value::Null,
@@ -61,16 +61,16 @@ pub fn error(status: u16, code: &str, title: &str, detail: String, source: Optio
     json!({ "errors": [e] })
 }
 
-struct Fail(u16, Value);
+pub(crate) struct Fail(pub u16, pub Value);
 
-fn bad(detail: String, source: Value) -> Fail {
+pub(crate) fn bad(detail: String, source: Value) -> Fail {
     Fail(
         400,
         error(400, "invalid", "Invalid input.", detail, Some(source)),
     )
 }
 
-fn not_found(what: &str, id: &str, pointer: Option<&str>) -> Fail {
+pub(crate) fn not_found(what: &str, id: &str, pointer: Option<&str>) -> Fail {
     Fail(
         404,
         error(
@@ -83,7 +83,8 @@ fn not_found(what: &str, id: &str, pointer: Option<&str>) -> Fail {
     )
 }
 
-/// Percent-decodes a query component (`+` stays `+`: Klaviyo's dates carry offsets).
+/// Percent-decodes a query component; `+` is a space, as in every form-encoded query (the
+/// component, like any careful client, sends a literal plus as `%2B`).
 pub fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -96,7 +97,7 @@ pub fn decode(s: &str) -> String {
                 continue;
             }
         }
-        out.push(b[i]);
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -148,7 +149,7 @@ impl Query {
 }
 
 /// The collection segment of `/api/<seg>/…` for a resource type, and back.
-fn collection_of(ty: &str) -> String {
+pub(crate) fn collection_of(ty: &str) -> String {
     use std::collections::HashMap;
     use std::sync::OnceLock;
     static MAP: OnceLock<HashMap<String, String>> = OnceLock::new();
@@ -187,17 +188,17 @@ fn type_of(seg: &str) -> Option<String> {
         .map(String::from)
 }
 
-struct Ctx<'a> {
-    base: &'a str,
-    path: &'a str,
-    q: Query,
-    op: &'static Operation,
-    shape: Option<&'static Shape>,
-    now: i64,
+pub(crate) struct Ctx<'a> {
+    pub base: &'a str,
+    pub path: &'a str,
+    pub q: Query,
+    pub op: &'static Operation,
+    pub shape: Option<&'static Shape>,
+    pub now: i64,
 }
 
 impl Ctx<'_> {
-    fn rshape(&self) -> Option<&'static ResourceShape> {
+    pub(crate) fn rshape(&self) -> Option<&'static ResourceShape> {
         self.shape.and_then(|s| s.data.first())
     }
 }
@@ -247,8 +248,14 @@ pub fn handle(state: &mut State, base: &str, req: &Request, now: i64) -> (Respon
         shape: shapes::of(op.id),
         now,
     };
+    let multipart = op
+        .body
+        .as_ref()
+        .is_some_and(|b| b.encoding == klaviyo_catalog::BodyEncoding::Multipart);
     let body: Value = if req.body.is_empty() {
         Value::Null
+    } else if multipart {
+        json!({"__raw": String::from_utf8_lossy(req.body)})
     } else {
         match serde_json::from_slice(req.body) {
             Ok(v) => v,
@@ -286,7 +293,7 @@ pub fn handle(state: &mut State, base: &str, req: &Request, now: i64) -> (Respon
     }
 }
 
-fn not_simulated(op: &Operation) -> Fail {
+pub(crate) fn not_simulated(op: &Operation) -> Fail {
     Fail(
         501,
         error(
@@ -319,6 +326,9 @@ fn dispatch(
         "create_event" => return create_event(state, cx, body, changed),
         "query_metric_aggregates" => return aggregates(state, cx, body),
         _ => {}
+    }
+    if let Some(r) = crate::actions::dispatch(state, cx, body, changed) {
+        return r;
     }
     let tpl: Vec<&str> = op.path.split('/').filter(|s| !s.is_empty()).collect();
     let got: Vec<String> = cx
@@ -396,7 +406,7 @@ fn dispatch(
     }
 }
 
-fn status(cx: &Ctx, fallback: u16) -> u16 {
+pub(crate) fn status(cx: &Ctx, fallback: u16) -> u16 {
     cx.shape.map_or(fallback, |s| s.status)
 }
 
@@ -408,6 +418,17 @@ fn field(state: &State, k: &Key, name: &str) -> Result<Value, String> {
     }
     if let Some(v) = r.attributes.get(name).or(r.hidden.get(name)) {
         return Ok(v.clone());
+    }
+    // `coupon.id`, `profile.id`: the ids of a relationship.
+    if let Some(rel) = name.strip_suffix(".id") {
+        if let Some(v) = r.rels.get(rel) {
+            let ids: Vec<Value> = v.iter().map(|k| json!(k.1)).collect();
+            return Ok(if ids.len() == 1 {
+                ids[0].clone()
+            } else {
+                Value::Array(ids)
+            });
+        }
     }
     if name.contains('.') {
         let mut cur = Value::Object(r.attributes.clone());
@@ -562,7 +583,23 @@ fn list(state: &State, cx: &Ctx, mut keys: Vec<Key>, ids_only: bool) -> Result<R
     })
 }
 
-fn single(state: &State, cx: &Ctx, key: Option<Key>) -> Result<Response, Fail> {
+pub(crate) fn single(state: &State, cx: &Ctx, key: Option<Key>) -> Result<Response, Fail> {
+    if key.is_none() && !cx.shape.is_some_and(|s| s.nullable) {
+        // A to-one relationship with nothing on the other end, where the spec allows no null.
+        return Err(Fail(
+            404,
+            error(
+                404,
+                "not_found",
+                "Not found.",
+                format!(
+                    "Nothing is related here in the sandbox account: {}",
+                    cx.path
+                ),
+                None,
+            ),
+        ));
+    }
     let keys: Vec<Key> = key.into_iter().collect();
     let mut doc = document(state, cx, &keys, false)?;
     doc["links"] = json!({"self": format!("{}{}", cx.base, cx.path)});
@@ -574,7 +611,7 @@ fn single(state: &State, cx: &Ctx, key: Option<Key>) -> Result<Response, Fail> {
 }
 
 /// `{data, included?}` for `keys`, rendered through the operation's shape.
-fn document(state: &State, cx: &Ctx, keys: &[Key], many: bool) -> Result<Value, Fail> {
+pub(crate) fn document(state: &State, cx: &Ctx, keys: &[Key], many: bool) -> Result<Value, Fail> {
     let rs = cx.rshape();
     let includes = cx.q.list("include").unwrap_or_default();
     if let Some(bad_rel) = includes.iter().find(|i| {
@@ -635,7 +672,7 @@ fn document(state: &State, cx: &Ctx, keys: &[Key], many: bool) -> Result<Value, 
 
 /// One resource object in `shape`: required attributes first (so the answer is always
 /// complete), then the stored ones the shape names, cut to `fields[type]` if asked.
-fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceShape>) -> Value {
+pub(crate) fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceShape>) -> Value {
     let Some(shape) = shape else {
         return json!({"type": k.0, "id": k.1});
     };
@@ -648,6 +685,16 @@ fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceShape>) -> Va
     for n in names {
         if let Some(v) = r.attributes.get(n) {
             attrs.insert(n.clone(), v.clone());
+        }
+    }
+    // A campaign message's `definition` seen by operations that answer its parts.
+    if let Some(def) = r.attributes.get("definition") {
+        for part in ["label", "channel", "content"] {
+            if names.iter().any(|n| n == part) && !r.attributes.contains_key(part) {
+                if let Some(v) = def.get(part) {
+                    attrs.insert(part.into(), v.clone());
+                }
+            }
         }
     }
     let extra =
@@ -694,7 +741,7 @@ fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceShape>) -> Va
     v
 }
 
-fn new_id(state: &mut State, ty: &str, attrs: &Map<String, Value>, now: i64) -> String {
+pub(crate) fn new_id(state: &mut State, ty: &str, attrs: &Map<String, Value>, now: i64) -> String {
     let mut rng = Rng::new(state.seed ^ state.counter.rotate_left(17));
     match ty {
         "coupon" => attrs
@@ -714,7 +761,12 @@ fn new_id(state: &mut State, ty: &str, attrs: &Map<String, Value>, now: i64) -> 
     }
 }
 
-fn stamp_times(attrs: &mut Map<String, Value>, names: &[String], now: &str, creating: bool) {
+pub(crate) fn stamp_times(
+    attrs: &mut Map<String, Value>,
+    names: &[String],
+    now: &str,
+    creating: bool,
+) {
     for (n, on_create) in [
         ("created", true),
         ("created_at", true),
@@ -727,7 +779,7 @@ fn stamp_times(attrs: &mut Map<String, Value>, names: &[String], now: &str, crea
     }
 }
 
-fn data_of<'a>(body: &'a Value, ty: &str) -> Result<&'a Value, Fail> {
+pub(crate) fn data_of<'a>(body: &'a Value, ty: &str) -> Result<&'a Value, Fail> {
     let data = body
         .get("data")
         .ok_or_else(|| bad("the body needs `data`".into(), json!({"pointer": "/data"})))?;
@@ -749,7 +801,7 @@ fn data_of<'a>(body: &'a Value, ty: &str) -> Result<&'a Value, Fail> {
 }
 
 /// Links from a body's `relationships`, each target checked.
-fn body_links(state: &State, data: &Value) -> Result<Vec<(String, Key)>, Fail> {
+pub(crate) fn body_links(state: &State, data: &Value) -> Result<Vec<(String, Key)>, Fail> {
     let mut out = Vec::new();
     for (rel, v) in data
         .get("relationships")
@@ -1115,7 +1167,11 @@ fn relationship(
 
 // ---- jobs and queries ----
 
-fn find_profile(state: &State, id: Option<&str>, attrs: &Map<String, Value>) -> Option<String> {
+pub(crate) fn find_profile(
+    state: &State,
+    id: Option<&str>,
+    attrs: &Map<String, Value>,
+) -> Option<String> {
     if let Some(id) = id {
         if state.exists(&("profile".into(), id.into())) {
             return Some(id.to_string());
@@ -1125,7 +1181,7 @@ fn find_profile(state: &State, id: Option<&str>, attrs: &Map<String, Value>) -> 
 }
 
 /// Creates or updates a profile from `attrs`; returns its id and whether it was created.
-fn upsert_profile(
+pub(crate) fn upsert_profile(
     state: &mut State,
     now: i64,
     id: Option<&str>,
@@ -1225,7 +1281,7 @@ fn upsert_profile_op(
 
 /// `bulk_subscribe_profiles` / `bulk_unsubscribe_profiles`: consent for each profile (created
 /// when new), and list membership when a list is named.
-fn subscribe(
+pub(crate) fn subscribe(
     state: &mut State,
     cx: &Ctx,
     body: &Value,
@@ -1373,7 +1429,7 @@ fn delete_profile_job(
     Ok(Response::empty(status(cx, 202), cx.op))
 }
 
-fn create_event(
+pub(crate) fn create_event(
     state: &mut State,
     cx: &Ctx,
     body: &Value,
@@ -1389,6 +1445,17 @@ fn create_event(
                 json!({"pointer": "/data/attributes"}),
             )
         })?;
+    record_event(state, cx.now, &a)?;
+    *changed = true;
+    Ok(Response::empty(status(cx, 202), cx.op))
+}
+
+/// Stores one event from `create_event`-shaped attributes (metric by name, profile upserted).
+pub(crate) fn record_event(
+    state: &mut State,
+    now: i64,
+    a: &Map<String, Value>,
+) -> Result<(), Fail> {
     let name = a
         .get("metric")
         .and_then(|m| m.pointer("/data/attributes/name"))
@@ -1420,7 +1487,7 @@ fn create_event(
             json!({"pointer": "/data/attributes/profile/data/attributes"}),
         ));
     }
-    let now_s = rfc3339(cx.now);
+    let now_s = rfc3339(now);
     let metric = match state.data.get("metric").and_then(|m| {
         m.iter()
             .find(|(_, r)| r.attributes.get("name").and_then(Value::as_str) == Some(&name))
@@ -1429,7 +1496,7 @@ fn create_event(
         None => {
             let attrs = json!({"name": name, "created": now_s, "updated": now_s,
                                "integration": {"object": "integration", "id": "7FtS4J", "name": "API", "category": "API"}});
-            let id = new_id(state, "metric", &Map::new(), cx.now);
+            let id = new_id(state, "metric", &Map::new(), now);
             state.data.entry("metric".into()).or_default().insert(
                 id.clone(),
                 Resource {
@@ -1440,12 +1507,12 @@ fn create_event(
             id
         }
     };
-    let (pid, _) = upsert_profile(state, cx.now, pid_given, &pattrs);
+    let (pid, _) = upsert_profile(state, now, pid_given, &pattrs);
     let t = a
         .get("time")
         .and_then(Value::as_str)
         .and_then(query::instant)
-        .map_or(cx.now, |s| s as i64);
+        .map_or(now, |s| s as i64);
     let mut props = a.get("properties").cloned().unwrap_or(json!({}));
     if let Some(v) = a.get("value") {
         props["$value"] = v.clone();
@@ -1468,8 +1535,7 @@ fn create_event(
         r.attributes
             .insert("last_event_date".into(), json!(rfc3339(t)));
     }
-    *changed = true;
-    Ok(Response::empty(status(cx, 202), cx.op))
+    Ok(())
 }
 
 /// `query_metric_aggregates`: count, sum_value and unique per interval over the stored events

@@ -10,6 +10,7 @@
 //!
 //! No network, no key, no clock but the one passed in: everything here is testable as data.
 
+mod actions;
 pub mod engine;
 pub mod query;
 pub mod seed;

@@ -307,8 +307,8 @@ fn duplicates_unknown_ids_and_unsimulated_operations_answer_like_klaviyo_and_cha
     let (s, ns) = call(
         &sb,
         "POST",
-        "/api/campaign-send-jobs",
-        json!({"data": {"type": "campaign-send-job", "id": "x"}}),
+        "/api/conversation-messages",
+        json!({"data": {"type": "conversation-message", "attributes": {}}}),
     );
     assert_eq!(s, 501);
     assert_eq!(ns["errors"][0]["code"], "sandbox_not_simulated");
@@ -491,5 +491,258 @@ fn injected_faults_come_at_the_asked_rate_and_a_timed_out_write_still_lands() {
     assert!(
         names_now.iter().any(|(t, n)| t == "list" && *n == 7),
         "{names_now:?}"
+    );
+}
+
+fn first(sb: &Sandbox, path: &str) -> Value {
+    let (s, d) = call(sb, "GET", path, Value::Null);
+    assert_eq!(s, 200, "{d}");
+    d["data"][0].clone()
+}
+
+#[test]
+fn sending_a_campaign_marks_it_sent_records_what_was_received_and_reports_its_rates() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let draft = first(
+        &sb,
+        "/api/campaigns?filter=equals(messages.channel,%27email%27),equals(status,%27Draft%27)",
+    );
+    let id = draft["id"].as_str().unwrap().to_string();
+    let (s, est) = call(
+        &sb,
+        "POST",
+        "/api/campaign-recipient-estimation-jobs",
+        json!({"data": {"type": "campaign-recipient-estimation-job", "id": id}}),
+    );
+    assert_eq!(s, 202, "{est}");
+    let (_, n) = call(
+        &sb,
+        "GET",
+        &format!("/api/campaign-recipient-estimations/{id}"),
+        Value::Null,
+    );
+    let expected = n["data"]["attributes"]["estimated_recipient_count"]
+        .as_u64()
+        .unwrap();
+    assert!(expected > 0);
+    let (s, job) = call(
+        &sb,
+        "POST",
+        "/api/campaign-send-jobs",
+        json!({"data": {"type": "campaign-send-job", "id": id}}),
+    );
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["data"]["attributes"]["status"], "complete");
+    let (_, c) = call(&sb, "GET", &format!("/api/campaigns/{id}"), Value::Null);
+    assert_eq!(c["data"]["attributes"]["status"], "Sent");
+    let (s, again) = call(
+        &sb,
+        "POST",
+        "/api/campaign-send-jobs",
+        json!({"data": {"type": "campaign-send-job", "id": id}}),
+    );
+    assert_eq!(s, 400, "a sent campaign is not sent twice: {again}");
+    let received = first(
+        &sb,
+        "/api/metrics?filter=equals(name,%27Received%20Email%27)",
+    );
+    let metric = received["id"].as_str().unwrap();
+    let order = first(&sb, "/api/metrics?filter=equals(name,%27Placed%20Order%27)");
+    let body = json!({"data": {"type": "campaign-values-report", "attributes": {"statistics": ["recipients", "open_rate", "opens_unique", "delivered"],
+        "timeframe": {"key": "last_7_days"}, "conversion_metric_id": order["id"]}}});
+    let (s, rep) = call(&sb, "POST", "/api/campaign-values-reports", body.clone());
+    assert_eq!(s, 200, "{rep}");
+    let row = rep["data"]["attributes"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["groupings"]["campaign_id"] == json!(id))
+        .cloned();
+    // Sent now: in today's range, not in last_7_days (which ends at midnight).
+    assert!(row.is_none());
+    let mut today = body;
+    today["data"]["attributes"]["timeframe"] = json!({"key": "today"});
+    let (_, rep) = call(&sb, "POST", "/api/campaign-values-reports", today);
+    let row = rep["data"]["attributes"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["groupings"]["campaign_id"] == json!(id))
+        .cloned()
+        .expect("the campaign sent today");
+    let st = &row["statistics"];
+    assert_eq!(st["recipients"].as_u64(), Some(expected));
+    let rate = st["open_rate"].as_f64().unwrap();
+    let ratio = st["opens_unique"].as_f64().unwrap() / st["delivered"].as_f64().unwrap();
+    assert!(
+        (rate - ratio).abs() < 0.0001,
+        "rates are ratios of the counts"
+    );
+    let (_, ev) = call(
+        &sb,
+        "GET",
+        &format!("/api/events?filter=equals(metric_id,%27{metric}%27)&page%5Bsize%5D=200"),
+        Value::Null,
+    );
+    assert!(ev["data"].as_array().unwrap().len() as u64 >= expected.min(200));
+}
+
+#[test]
+fn bulk_jobs_create_update_and_delete_their_items_and_can_be_read_back() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let item = |ext: &str| json!({"type": "catalog-item", "attributes": {"external_id": ext, "title": ext, "description": "d", "url": "https://x.example/p", "catalog_type": "$default", "integration_type": "$custom", "price": 10}});
+    let (s, job) = call(
+        &sb,
+        "POST",
+        "/api/catalog-item-bulk-create-jobs",
+        json!({"data": {"type": "catalog-item-bulk-create-job", "attributes": {"items": {"data": [item("NEW-1"), item("NEW-2")]}}}}),
+    );
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["data"]["attributes"]["completed_count"], 2);
+    let jid = job["data"]["id"].as_str().unwrap();
+    let (s, again) = call(
+        &sb,
+        "GET",
+        &format!("/api/catalog-item-bulk-create-jobs/{jid}"),
+        Value::Null,
+    );
+    assert_eq!(s, 200, "{again}");
+    let id = "$custom:::$default:::NEW-1";
+    let enc = "%24custom%3A%3A%3A%24default%3A%3A%3ANEW-1";
+    let (s, got) = call(
+        &sb,
+        "GET",
+        &format!("/api/catalog-items/{enc}"),
+        Value::Null,
+    );
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["data"]["id"], id);
+    let (s, _) = call(
+        &sb,
+        "POST",
+        "/api/catalog-item-bulk-update-jobs",
+        json!({"data": {"type": "catalog-item-bulk-update-job", "attributes": {"items": {"data": [{"type": "catalog-item", "id": id, "attributes": {"title": "Renamed"}}]}}}}),
+    );
+    assert_eq!(s, 202);
+    let (_, got) = call(
+        &sb,
+        "GET",
+        &format!("/api/catalog-items/{enc}"),
+        Value::Null,
+    );
+    assert_eq!(got["data"]["attributes"]["title"], "Renamed");
+    let (_, del) = call(
+        &sb,
+        "POST",
+        "/api/catalog-item-bulk-delete-jobs",
+        json!({"data": {"type": "catalog-item-bulk-delete-job", "attributes": {"items": {"data": [{"type": "catalog-item", "id": id}, {"type": "catalog-item", "id": "nope"}]}}}}),
+    );
+    assert_eq!(del["data"]["attributes"]["failed_count"], 1, "{del}");
+    let (s, _) = call(
+        &sb,
+        "GET",
+        &format!("/api/catalog-items/{enc}"),
+        Value::Null,
+    );
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn suppression_merge_upload_render_and_client_writes_change_the_account() {
+    let sb = Sandbox::new(1, None, Faults::default());
+    let p = first(&sb, "/api/profiles?page%5Bsize%5D=2");
+    let email = p["attributes"]["email"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        &sb,
+        "POST",
+        "/api/profile-suppression-bulk-create-jobs",
+        json!({"data": {"type": "profile-suppression-bulk-create-job", "attributes": {"profiles": {"data": [{"type": "profile", "attributes": {"email": email}}]}}}}),
+    );
+    assert_eq!(s, 202);
+    let (_, got) = call(
+        &sb,
+        "GET",
+        &format!(
+            "/api/profiles/{}?additional-fields%5Bprofile%5D=subscriptions",
+            p["id"].as_str().unwrap()
+        ),
+        Value::Null,
+    );
+    assert_eq!(
+        got["data"]["attributes"]["subscriptions"]["email"]["marketing"]["suppression"][0]
+            ["reason"],
+        "USER_SUPPRESSED"
+    );
+    assert_eq!(
+        got["data"]["attributes"]["subscriptions"]["email"]["marketing"]
+            ["can_receive_email_marketing"],
+        false
+    );
+
+    let (_, two) = call(&sb, "GET", "/api/profiles?page%5Bsize%5D=2", Value::Null);
+    let (keep, gone) = (
+        two["data"][0]["id"].as_str().unwrap().to_string(),
+        two["data"][1]["id"].as_str().unwrap().to_string(),
+    );
+    let (s, m) = call(
+        &sb,
+        "POST",
+        "/api/profile-merge",
+        json!({"data": {"type": "profile-merge", "id": keep, "relationships": {"profiles": {"data": [{"type": "profile", "id": gone}]}}}}),
+    );
+    assert_eq!(s, 201, "{m}");
+    assert_eq!(
+        call(&sb, "GET", &format!("/api/profiles/{gone}"), Value::Null).0,
+        404
+    );
+
+    let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"logo.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--XyZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nBrand logo\r\n--XyZ--\r\n";
+    let out = sb.handle(
+        &Request {
+            method: "POST",
+            path: "/api/image-upload",
+            query: "",
+            body,
+        },
+        BASE,
+    );
+    let Outcome::Answer { status, body, .. } = out else {
+        panic!("answer")
+    };
+    let img: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 201, "{img}");
+    assert_eq!(img["data"]["attributes"]["name"], "Brand logo");
+    assert_eq!(img["data"]["attributes"]["format"], "png");
+    assert_eq!(img["data"]["attributes"]["size"], 7);
+
+    let t = first(&sb, "/api/templates");
+    let (s, r) = call(
+        &sb,
+        "POST",
+        "/api/template-render",
+        json!({"data": {"type": "template", "id": t["id"], "attributes": {"context": {"first_name": "Ada"}}}}),
+    );
+    assert_eq!(s, 201, "{r}");
+    assert!(
+        r["data"]["attributes"]["html"]
+            .as_str()
+            .unwrap()
+            .contains("Hi Ada,"),
+        "{r}"
+    );
+
+    let list = first(&sb, "/api/lists?filter=equals(name,%27Newsletter%27)");
+    let (s, _) = call(
+        &sb,
+        "POST",
+        "/client/subscriptions",
+        json!({"data": {"type": "subscription", "attributes": {"profile": {"data": {"type": "profile", "attributes": {"email": "form@example.com", "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}}}},
+        "relationships": {"list": {"data": {"type": "list", "id": list["id"]}}}}}),
+    );
+    assert_eq!(s, 202);
+    let f = first(&sb, "/api/profiles?filter=equals(email,%27form@example.com%27)&additional-fields%5Bprofile%5D=subscriptions");
+    assert_eq!(
+        f["attributes"]["subscriptions"]["email"]["marketing"]["consent"],
+        "SUBSCRIBED"
     );
 }
