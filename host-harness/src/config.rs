@@ -813,4 +813,54 @@ mod tests {
         assert!(Layer::from_file(&p).unwrap_err().contains("mod"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_sandbox_is_a_setting_like_the_others_and_its_options_need_it() {
+        let file: Layer =
+            toml::from_str("sandbox = true\nsandbox_seed = 3\nsandbox_faults = \"429=0.5\"\n")
+                .unwrap();
+        let r = resolve(
+            &Layer::default(),
+            Some((Path::new("c.toml"), file)),
+            false,
+            false,
+            None,
+        )
+        .unwrap();
+        let sb = r.settings.sandbox.unwrap();
+        assert_eq!(sb.seed, 3);
+        assert_eq!(sb.faults.throttle, 0.5);
+        // A flag turns it off over the file.
+        let off = Layer {
+            sandbox: Some(false),
+            ..Layer::default()
+        };
+        let file: Layer = toml::from_str("sandbox = true\n").unwrap();
+        let r = resolve(&off, Some((Path::new("c.toml"), file)), false, false, None).unwrap();
+        assert!(r.settings.sandbox.is_none());
+        // Defaults: seed 1, no faults; options without the sandbox are an error naming the fix.
+        let on = Layer {
+            sandbox: Some(true),
+            ..Layer::default()
+        };
+        let sb = resolve(&on, None, false, false, None)
+            .unwrap()
+            .settings
+            .sandbox
+            .unwrap();
+        assert_eq!((sb.seed, sb.faults.any()), (1, false));
+        let stray = Layer {
+            sandbox_faults: Some("429".into()),
+            ..Layer::default()
+        };
+        let e = resolve(&stray, None, false, false, None).unwrap_err();
+        assert!(e.contains("--sandbox"), "{e}");
+        let bad = Layer {
+            sandbox: Some(true),
+            sandbox_faults: Some("418".into()),
+            ..Layer::default()
+        };
+        let e = resolve(&bad, None, false, false, None).unwrap_err();
+        assert!(e.contains("use 429, 5xx or timeout"), "{e}");
+    }
 }

@@ -331,12 +331,69 @@ async def http_suite(home):
         srv.stop()
 
 
+def approve_posts(seen):
+    async def cb(ctx, params):
+        msg = getattr(params, "message", "")
+        seen.append(msg)
+        if "POST " in msg:
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="decline")
+
+    return cb
+
+
+async def sandbox_suite(home):
+    """An agent's task against the built-in sandbox account (`--sandbox`, no key, no network):
+    find the VIP list, add a new profile to it with the user's approval, check it landed."""
+    label = "sandbox"
+    env = {"HOME": home, "PATH": os.environ.get("PATH", ""), "KLAVIYO_SANDBOX": "1",
+           "KLAVIYO_CACHE_DIR": os.path.join(home, "cache"), "KLAVIYO_STATE_DIR": os.path.join(home, "sandbox-state")}
+    path = os.path.join(home, "sandbox-policy.toml")
+    with open(path, "w") as f:
+        f.write(ASK)
+    env["KLAVIYO_POLICY"] = path
+    seen = []
+    params = StdioServerParameters(command=HARNESS, args=["serve"], env=env)
+    async with Client(params, elicitation_callback=approve_posts(seen)) as c:
+        r = await c.call_tool("search_actions", {"query": "find a list by its name"})
+        names = [x["name"] for x in r.structured_content["results"]]
+        check(f"{label}: search offers get_lists", "get_lists" in names, names)
+        r = await c.call_tool("call_action", {"name": "get_lists", "arguments": {"filter": "equals(name,'VIP Customers')"}})
+        data = (r.structured_content or {}).get("result", {}).get("data", [])
+        check(f"{label}: the sample brand's VIP list is found without a key", not r.is_error and len(data) == 1, r)
+        vip = data[0]["id"] if data else "-"
+        r = await c.call_tool("search_actions", {"query": "add a profile to a list"})
+        names = [x["name"] for x in r.structured_content["results"]]
+        check(f"{label}: search offers add_profiles_to_list", "add_profiles_to_list" in names[:5], names)
+        r = await c.call_tool("describe_action", {"name": "add_profiles_to_list"})
+        check(f"{label}: describe is compact", not r.is_error and len(json.dumps(r.structured_content)) < 8192)
+        r = await c.call_tool("call_action", {"name": "create_profile", "arguments": {"body": {"data": {"type": "profile", "attributes": {"email": "agent-rehearsal@example.com"}}}}})
+        pid = ((r.structured_content or {}).get("result", {}).get("data") or {}).get("id")
+        check(f"{label}: create_profile, asked and approved, lands", not r.is_error and pid, r)
+        r = await c.call_tool("call_action", {"name": "add_profiles_to_list", "arguments": {"id": vip, "body": {"data": [{"type": "profile", "id": pid}]}}})
+        check(f"{label}: add_profiles_to_list, asked and approved", not r.is_error, r)
+        check(f"{label}: each write was asked with its exact request", len(seen) == 2 and f"/api/lists/{vip}/relationships/profiles" in seen[1], seen)
+        r = await c.call_tool("call_action", {"name": "get_list_profiles", "arguments": {"id": vip, "filter": "equals(email,'agent-rehearsal@example.com')"}})
+        data = (r.structured_content or {}).get("result", {}).get("data", [])
+        check(f"{label}: a read shows the profile in the list", not r.is_error and [d.get("id") for d in data] == [pid], r)
+        r = await c.call_tool("call_action", {"name": "delete_list", "arguments": {"id": vip}})
+        check(f"{label}: a destructive action is denied by the policy", r.is_error and "denied" in r.content[0].text, r.content[0].text)
+        r = await c.call_tool("call_action", {"name": "get_list", "arguments": {"id": vip}})
+        check(f"{label}: the list is still there", not r.is_error, r)
+    # The state persists for the next process: the task can be checked afterwards.
+    out = subprocess.run([HARNESS, "--json", "call", "get_list_profiles", f"id={vip}", "filter=equals(email,'agent-rehearsal@example.com')"],
+                         env=env, capture_output=True, text=True)
+    doc = json.loads(out.stdout or "{}")
+    check(f"{label}: another process sees the change (state kept)", doc.get("ok") and len(doc["result"]["data"]) == 1 and doc["http"].get("sandbox") == {"seed": 1}, out.stdout + out.stderr)
+
+
 async def main():
     with tempfile.TemporaryDirectory() as home:
         os.chmod(home, 0o700)
         for mode in ["auto", "legacy"]:
             await stdio_suite(home, mode)
         await http_suite(home)
+        await sandbox_suite(home)
     print(f"{len(FAILURES)} failed" if FAILURES else "all passed")
     sys.exit(1 if FAILURES else 0)
 

@@ -206,6 +206,48 @@ async fn run() {
             }
         }
     };
+    // The sandbox account in place of the network: the same call through every host stage,
+    // answered in-process (state on disk, as the CLI keeps it), and the sandbox's own share.
+    let sandbox_dir = std::env::temp_dir().join(format!("bench-sandbox-{}", std::process::id()));
+    let sandbox_h = {
+        let mut s = settings.clone();
+        s.state_dir = Some(sandbox_dir.clone());
+        s.audit_log = None;
+        s.sandbox = Some(klaviyo_harness::config::SandboxSettings {
+            seed: 1,
+            faults: Default::default(),
+        });
+        Arc::new(Harness::new(s, &component, Box::new(NoTty)).unwrap())
+    };
+    let sandbox_call = {
+        let h = sandbox_h.clone();
+        move || {
+            let h = h.clone();
+            async move {
+                let out = h.call("get_lists", "{}").await;
+                assert!(out.result.is_ok(), "{:?}", out.result);
+            }
+        }
+    };
+    let sandbox_only = {
+        let sb = klaviyo_sandbox::Sandbox::new(1, Some(&sandbox_dir), Default::default());
+        let sb = Arc::new(sb);
+        move || {
+            let sb = sb.clone();
+            async move {
+                let r = klaviyo_sandbox::Request {
+                    method: "GET",
+                    path: "/api/profiles",
+                    query: "page%5Bsize%5D=20&filter=greater-than(created,2020-01-01T00:00:00Z)",
+                    body: b"",
+                };
+                assert!(matches!(
+                    sb.handle(&r, "https://a.klaviyo.com"),
+                    klaviyo_sandbox::Outcome::Answer { status: 200, .. }
+                ));
+            }
+        }
+    };
     if let Some(series) = profile {
         let s = match series.as_str() {
             "native" => measure(n, 1, native_req).await,
@@ -228,6 +270,9 @@ async fn run() {
     let native1 = measure(n, 1, native_req.clone()).await;
     let comp1 = measure(n, 1, harness_call.clone()).await;
     let refuse1 = measure(n, 1, refuse_call.clone()).await;
+    measure(50, 1, sandbox_call.clone()).await;
+    let sandbox1 = measure(n, 1, sandbox_call.clone()).await;
+    let sandbox_alone = measure(n, 1, sandbox_only.clone()).await;
     let native_c = measure(n, conc, native_req.clone()).await;
     let comp_c = measure(n, conc, harness_call.clone()).await;
 
@@ -294,6 +339,14 @@ async fn run() {
             s.per_sec
         );
     }
+    println!(
+        "sandbox account: `get_lists` through every host stage p50 {:.0} µs, p99 {:.0} µs ({:.2}x the same call against the local server); the sandbox alone, a filtered page of 20 profiles: p50 {:.0} µs, p99 {:.0} µs",
+        us(sandbox1.p50),
+        us(sandbox1.p99),
+        sandbox1.p50.as_secs_f64() / comp1.p50.as_secs_f64(),
+        us(sandbox_alone.p50),
+        us(sandbox_alone.p99)
+    );
     println!("\nratio component/native p50 (1 at a time): {ratio1:.2}x; throughput ratio native/component ({conc} concurrent): {ratio_c:.2}x");
     println!(
         "start-up, precompiled component → first answered call: {:.1} ms",
@@ -375,7 +428,10 @@ async fn run() {
         "cli_call_ms": cli_time.as_secs_f64() * 1e3,
         "cli_peak_rss_mb": cli_rss as f64 / 1024.0,
         "mcp": mcp, "component_bytes": size, "edge": edge, "agent": agent, "served": served,
+        "sandbox_call_1": {"p50_us": us(sandbox1.p50), "p99_us": us(sandbox1.p99), "per_sec": sandbox1.per_sec},
+        "sandbox_alone_profiles_page": {"p50_us": us(sandbox_alone.p50), "p99_us": us(sandbox_alone.p99)},
     });
+    let _ = std::fs::remove_dir_all(&sandbox_dir);
     if let Some(d) = json_path.parent() {
         let _ = std::fs::create_dir_all(d);
     }
