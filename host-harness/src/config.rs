@@ -580,10 +580,15 @@ pub fn resolve(
             Some(f) => klaviyo_sandbox::Faults::parse(f)?,
             None => klaviyo_sandbox::Faults::default(),
         };
-        s.sandbox = Some(SandboxSettings {
-            seed: l.sandbox_seed.unwrap_or(klaviyo_sandbox::DEFAULT_SEED),
-            faults,
-        });
+        // `/client/*` actions work out of the box against the sample account.
+        if s.public_key.is_none() {
+            s.public_key = Some(klaviyo_sandbox::PUBLIC_KEY.to_string());
+        }
+        let seed = l.sandbox_seed.unwrap_or(klaviyo_sandbox::DEFAULT_SEED);
+        // Audit records of the sandbox carry `connection: sandbox:SEED`: `report` and
+        // `reconcile` never mix them with a real account's.
+        s.connection = Some(format!("sandbox:{seed}"));
+        s.sandbox = Some(SandboxSettings { seed, faults });
     } else if l.sandbox_faults.is_some() || l.sandbox_seed.is_some() {
         return Err("sandbox_faults and sandbox_seed apply to the sandbox account only: add --sandbox (KLAVIYO_SANDBOX=1, or sandbox = true in the config file)".into());
     }

@@ -796,9 +796,18 @@ async fn check(h: &Harness, r: &Resolved) -> (Exit, Value) {
         KeySource::File(p) => format!("file {}", p.display()),
         KeySource::Command(c) => format!("command `{c}`"),
     };
-    let key = h.shared().keys.get().await;
+    // The sandbox account needs no key and none is read: the check is its answer.
+    let sandbox = h.shared().sandbox.clone();
+    let key = match &sandbox {
+        Some(_) => Ok(None),
+        None => h.shared().keys.get().await,
+    };
     let key_present = matches!(key, Ok(Some(_)));
     let (accepted, detail, mut code) = match &key {
+        _ if sandbox.is_some() => match h.call("get_accounts", "{}").await.result {
+            Ok(_) => (None, "the sandbox account answered get_accounts (no key is read in the sandbox)".to_string(), Exit::Ok),
+            Err(f) => (None, format!("the sandbox account did not answer: {f}"), Exit::from(&f)),
+        },
         Ok(Some(_)) => match s.policy.key_check_action() {
             None => (None, "the policy allows none of the reads the key is checked with (get_accounts, get_lists, get_metrics, get_segments, get_tags)".to_string(), Exit::Ok),
             Some(action) => match h.call(action, "{}").await.result {
@@ -850,6 +859,7 @@ async fn check(h: &Harness, r: &Resolved) -> (Exit, Value) {
         "detail": detail,
         "policy": s.policy.summary(),
         "warnings": warnings,
+        "sandbox": sandbox.as_ref().map(|sb| json!({"seed": sb.seed(), "file": sb.file()})),
     });
     (code, doc)
 }
@@ -880,9 +890,18 @@ fn print_check(json_out: bool, d: &Value) {
         d["revision"]["value"].as_str().unwrap_or(""),
         d["revision"]["status"].as_str().unwrap_or("")
     );
+    if let Some(sb) = d["sandbox"].as_object() {
+        println!(
+            "sandbox:           seed {} (sample data, kept in {}; nothing is sent to Klaviyo)",
+            sb["seed"],
+            sb["file"].as_str().unwrap_or("this process only")
+        );
+    }
     println!(
         "private key:       {} ({})",
-        if d["key_present"] == true {
+        if d["sandbox"].is_object() {
+            "not needed in the sandbox"
+        } else if d["key_present"] == true {
             "present"
         } else {
             "missing"
@@ -1061,10 +1080,16 @@ fn report(
             }
         }
     };
+    // With --sandbox: the sandbox account's records only (its audit records carry
+    // `connection: sandbox:SEED`); without: a real account's, the sandbox's left out.
+    let sandbox = resolve(cli, None, false)
+        .ok()
+        .and_then(|r| r.settings.sandbox)
+        .map(|sb| format!("sandbox:{}", sb.seed));
     let r = report::read(
         &logs,
         since.as_deref(),
-        cli.connection.as_deref(),
+        sandbox.as_deref().or(cli.connection.as_deref()),
         &mut progress,
     )
     .map_err(Error::NotConfigured)?;

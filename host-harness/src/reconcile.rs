@@ -3,7 +3,9 @@
 //!
 //! Contract:
 //! - A write is pending when the log has a `done` record with `outcome: outcome-unknown` and no
-//!   later `reconciled` record for the same `request`.
+//!   later `reconciled` record for the same `request`, of this run's connection (a named
+//!   connection, the sandbox account `sandbox:SEED`, or none): another account's writes are
+//!   never judged by a read of this one.
 //! - For each, only a **read** runs: for a change to one resource (PATCH, PUT or DELETE on
 //!   `…/{id}`), the GET of the same path, ids from the recorded path. A create or a
 //!   relationship change cannot be judged that way (the log keeps no body): it is
@@ -30,9 +32,13 @@ pub async fn run(h: &Harness) -> Result<(Vec<Value>, usize), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("audit log {}: {e}", log.display())),
     };
+    // Only this account's writes: another connection's (or the sandbox's) are settled by a
+    // read of that account, never this one.
+    let mine = h.settings().connection.as_deref();
     let records: Vec<Value> = text
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["connection"].as_str() == mine)
         .collect();
     let mut results = Vec::new();
     let mut unsettled = 0;

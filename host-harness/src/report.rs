@@ -29,8 +29,11 @@ pub const DENIED_RETRIES: usize = 3;
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub log: String,
-    /// Only this named connection's records (`--connection`).
+    /// Only this named connection's records (`--connection`), or the sandbox account's
+    /// (`sandbox:SEED`, with `--sandbox`).
     pub connection: Option<String>,
+    /// Records of the sandbox account left out of a report on real accounts.
+    pub sandbox_records_left_out: usize,
     /// Records read (outcomes and others), after `since`.
     pub records: usize,
     /// Lines that are not records: (line number, why).
@@ -282,11 +285,23 @@ pub fn read(
         }
     }
     progress(1.0);
-    // One connection's records, when several write one log.
+    // One connection's records, when several write one log. The sandbox account's records
+    // (`connection: sandbox:SEED`) are never counted with a real account's.
+    let is_sandbox = |r: &Value| {
+        r["connection"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("sandbox:"))
+    };
+    let before = records.len();
+    if !connection.is_some_and(|c| c.starts_with("sandbox:")) {
+        records.retain(|r| !is_sandbox(r));
+    }
+    let left_out = before - records.len();
     if let Some(c) = connection {
         records.retain(|r| r["connection"] == c);
     }
     let mut r = build(&records, since);
+    r.sandbox_records_left_out = left_out;
     r.connection = connection.map(String::from);
     r.log = paths
         .iter()
@@ -525,6 +540,13 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(s, "Since {since}");
     }
     let _ = writeln!(s, "Records: {}", r.records);
+    if r.sandbox_records_left_out > 0 {
+        let _ = writeln!(
+            s,
+            "Left out: {} records of the sandbox account (`--sandbox report` shows them)",
+            r.sandbox_records_left_out
+        );
+    }
     for k in &r.skipped {
         let _ = writeln!(s, "Skipped {}:{}: {}", k.file, k.line, k.why);
     }

@@ -35,7 +35,7 @@ for _ in $(seq 1 120); do
 done
 python3 "$root/tests/sandbox/sweep.py" "$shared/stable.json" "http://127.0.0.1:$pport" "$work/report.md"
 # A multi-step task through the CLI, state kept between processes.
-export KLAVIYO_STATE_DIR="$work/cli-state" KLAVIYO_SANDBOX=1
+export KLAVIYO_STATE_DIR="$work/cli-state" KLAVIYO_SANDBOX=1 KLAVIYO_AUDIT_LOG="$work/audit.jsonl"
 policy="$work/policy.toml"
 printf '[[rules]]\naccess = "write"\ndecision = "allow"\n' > "$policy"
 "$bin" sandbox reset >/dev/null
@@ -46,4 +46,7 @@ set +e
 set -e
 [ "$code" = 3 ] || { echo "sandbox: delete_list under a write-only policy exited $code, not 3 (denied)" >&2; exit 1; }
 "$bin" --json call get_list "id=$id" >/dev/null
-echo "sandbox: CLI task ok (created, found by filter, delete denied by policy and the list still there)"
+# The sandbox's audit records are reported with --sandbox and left out of a real account's report.
+"$bin" --json report | python3 -c "import json,sys; r=json.load(sys.stdin)['result']; assert r['connection']=='sandbox:1' and r['records']>0 and r['sandbox_records_left_out']==0, r"
+KLAVIYO_SANDBOX=0 "$bin" --json report | python3 -c "import json,sys; r=json.load(sys.stdin)['result']; assert r['totals']['calls']==0 and r['sandbox_records_left_out']>0, r"
+echo "sandbox: CLI task ok (created, found by filter, delete denied by policy and the list still there; audited as sandbox:1, left out of a real account's report)"

@@ -17,51 +17,62 @@ use crate::shapes;
 use crate::store::{Key, Resource, State};
 use serde_json::{json, Map, Value};
 
-/// Answers the operations of this module; `None`: not one of them.
-pub(crate) fn dispatch(
-    state: &mut State,
-    cx: &Ctx,
-    body: &Value,
-    changed: &mut bool,
-) -> Option<Result<Response, Fail>> {
-    let id = cx.op.id;
-    Some(match id {
-        "bulk_create_catalog_items"
-        | "bulk_create_catalog_variants"
-        | "bulk_create_catalog_categories"
-        | "bulk_update_catalog_items"
-        | "bulk_update_catalog_variants"
-        | "bulk_update_catalog_categories"
-        | "bulk_delete_catalog_items"
-        | "bulk_delete_catalog_variants"
-        | "bulk_delete_catalog_categories"
-        | "bulk_create_coupon_codes" => bulk_job(state, cx, body, changed),
-        "bulk_import_profiles" => import_profiles(state, cx, body, changed),
-        "bulk_create_events" | "bulk_create_client_events" => bulk_events(state, cx, body, changed),
-        "create_client_event" => client_event(state, cx, body, changed),
-        "create_client_profile" => client_profile(state, cx, body, changed),
-        "create_client_subscription" => client_subscription(state, cx, body, changed),
-        "create_back_in_stock_subscription" | "create_client_back_in_stock_subscription" => {
-            back_in_stock(state, cx, body, changed)
-        }
-        "create_client_push_token" => push_token(state, cx, body, changed, true),
-        "unregister_client_push_token" => push_token(state, cx, body, changed, false),
-        "bulk_suppress_profiles" => suppress(state, cx, body, changed, true),
-        "bulk_unsuppress_profiles" => suppress(state, cx, body, changed, false),
-        "send_campaign" => send_campaign(state, cx, body, changed),
-        "refresh_campaign_recipient_estimation" => estimate(state, cx, body, changed),
-        "create_campaign_clone" => clone(state, cx, body, changed, "campaign", "new_name"),
-        "clone_template" => clone(state, cx, body, changed, "template", "name"),
-        "render_template" => render_template(state, cx, body),
-        "assign_template_to_campaign_message" => assign_template(state, cx, body, changed),
-        "merge_profiles" => merge(state, cx, body, changed),
-        "upload_image_from_file" => upload_image(state, cx, body, changed),
-        "query_campaign_values" => report(state, cx, body, Report::Campaigns),
-        "query_flow_values" => report(state, cx, body, Report::Flows { series: false }),
-        "query_flow_series" => report(state, cx, body, Report::Flows { series: true }),
-        _ => return None,
-    })
-}
+type Handler = fn(&mut State, &Ctx, &Value, &mut bool) -> Result<Response, Fail>;
+
+/// The operations of this module and what answers each.
+pub(crate) const ACTIONS: &[(&str, Handler)] = &[
+    ("bulk_create_catalog_items", bulk_job),
+    ("bulk_create_catalog_variants", bulk_job),
+    ("bulk_create_catalog_categories", bulk_job),
+    ("bulk_update_catalog_items", bulk_job),
+    ("bulk_update_catalog_variants", bulk_job),
+    ("bulk_update_catalog_categories", bulk_job),
+    ("bulk_delete_catalog_items", bulk_job),
+    ("bulk_delete_catalog_variants", bulk_job),
+    ("bulk_delete_catalog_categories", bulk_job),
+    ("bulk_create_coupon_codes", bulk_job),
+    ("bulk_import_profiles", import_profiles),
+    ("bulk_create_events", bulk_events),
+    ("bulk_create_client_events", bulk_events),
+    ("create_client_event", client_event),
+    ("create_client_profile", client_profile),
+    ("create_client_subscription", client_subscription),
+    ("create_back_in_stock_subscription", back_in_stock),
+    ("create_client_back_in_stock_subscription", back_in_stock),
+    ("create_client_push_token", |s, c, b, ch| {
+        push_token(s, c, b, ch, true)
+    }),
+    ("unregister_client_push_token", |s, c, b, ch| {
+        push_token(s, c, b, ch, false)
+    }),
+    ("bulk_suppress_profiles", |s, c, b, ch| {
+        suppress(s, c, b, ch, true)
+    }),
+    ("bulk_unsuppress_profiles", |s, c, b, ch| {
+        suppress(s, c, b, ch, false)
+    }),
+    ("send_campaign", send_campaign),
+    ("refresh_campaign_recipient_estimation", estimate),
+    ("create_campaign_clone", |s, c, b, ch| {
+        clone(s, c, b, ch, "campaign", "new_name")
+    }),
+    ("clone_template", |s, c, b, ch| {
+        clone(s, c, b, ch, "template", "name")
+    }),
+    ("render_template", |s, c, b, _| render_template(s, c, b)),
+    ("assign_template_to_campaign_message", assign_template),
+    ("merge_profiles", merge),
+    ("upload_image_from_file", upload_image),
+    ("query_campaign_values", |s, c, b, _| {
+        report(s, c, b, Report::Campaigns)
+    }),
+    ("query_flow_values", |s, c, b, _| {
+        report(s, c, b, Report::Flows { series: false })
+    }),
+    ("query_flow_series", |s, c, b, _| {
+        report(s, c, b, Report::Flows { series: true })
+    }),
+];
 
 fn attrs_of(v: &Value) -> Map<String, Value> {
     v.get("attributes")

@@ -311,6 +311,73 @@ pub(crate) fn not_simulated(op: &Operation) -> Fail {
     )
 }
 
+type Handler = fn(&mut State, &Ctx, &Value, &mut bool) -> Result<Response, Fail>;
+
+/// The jobs and queries of this module (the others are in [`crate::actions::ACTIONS`]).
+const SPECIAL: &[(&str, Handler)] = &[
+    ("create_or_update_profile", upsert_profile_op),
+    ("bulk_subscribe_profiles", |s, c, b, ch| {
+        subscribe(s, c, b, true, ch)
+    }),
+    ("bulk_unsubscribe_profiles", |s, c, b, ch| {
+        subscribe(s, c, b, false, ch)
+    }),
+    ("request_profile_deletion", delete_profile_job),
+    ("create_event", create_event),
+    ("query_metric_aggregates", |s, c, b, _| aggregates(s, c, b)),
+];
+
+/// What a plain resource path does, from the operation's path template and method alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pattern {
+    List,
+    Create,
+    Read,
+    Update,
+    Delete,
+    /// `/api/X/{id}/relationships/R`
+    Relationship,
+    /// `/api/X/{id}/R`
+    Related,
+}
+
+fn pattern(op: &Operation) -> Option<Pattern> {
+    let tpl: Vec<&str> = op.path.split('/').filter(|s| !s.is_empty()).collect();
+    if tpl.first() != Some(&"api") || tpl.len() < 2 {
+        return None;
+    }
+    type_of(tpl[1])?;
+    Some(match (tpl.len(), op.method) {
+        (2, Method::Get) => Pattern::List,
+        // A plain resource collection: a job or a query posted there is not a resource.
+        (2, Method::Post)
+            if !tpl[1].ends_with("-jobs")
+                && klaviyo_catalog::routes::match_route(Method::Get, op.path).is_some() =>
+        {
+            Pattern::Create
+        }
+        (3, Method::Get) => Pattern::Read,
+        (3, Method::Patch) => Pattern::Update,
+        (3, Method::Delete) => Pattern::Delete,
+        (5, _) if tpl[3] == "relationships" => Pattern::Relationship,
+        (4, Method::Get) => Pattern::Related,
+        _ => return None,
+    })
+}
+
+fn handler(op: &Operation) -> Option<Handler> {
+    SPECIAL
+        .iter()
+        .chain(crate::actions::ACTIONS)
+        .find(|(id, _)| *id == op.id)
+        .map(|(_, h)| *h)
+}
+
+/// Whether the sandbox simulates `op` (anything else answers 501 `sandbox_not_simulated`).
+pub fn simulates(op: &Operation) -> bool {
+    handler(op).is_some() || pattern(op).is_some()
+}
+
 fn dispatch(
     state: &mut State,
     cx: &Ctx,
@@ -318,18 +385,12 @@ fn dispatch(
     changed: &mut bool,
 ) -> Result<Response, Fail> {
     let op = cx.op;
-    match op.id {
-        "create_or_update_profile" => return upsert_profile_op(state, cx, body, changed),
-        "bulk_subscribe_profiles" => return subscribe(state, cx, body, true, changed),
-        "bulk_unsubscribe_profiles" => return subscribe(state, cx, body, false, changed),
-        "request_profile_deletion" => return delete_profile_job(state, cx, body, changed),
-        "create_event" => return create_event(state, cx, body, changed),
-        "query_metric_aggregates" => return aggregates(state, cx, body),
-        _ => {}
+    if let Some(h) = handler(op) {
+        return h(state, cx, body, changed);
     }
-    if let Some(r) = crate::actions::dispatch(state, cx, body, changed) {
-        return r;
-    }
+    let Some(pat) = pattern(op) else {
+        return Err(not_simulated(op));
+    };
     let tpl: Vec<&str> = op.path.split('/').filter(|s| !s.is_empty()).collect();
     let got: Vec<String> = cx
         .path
@@ -337,17 +398,18 @@ fn dispatch(
         .filter(|s| !s.is_empty())
         .map(decode)
         .collect();
-    if tpl.first() != Some(&"api") || tpl.len() < 2 || got.len() != tpl.len() {
-        return Err(not_simulated(op));
-    }
-    let seg = tpl[1];
-    let Some(ty) = type_of(seg) else {
-        return Err(not_simulated(op));
-    };
+    let ty = type_of(tpl[1]).expect("pattern() checked the type");
     let id = got.get(2).cloned().unwrap_or_default();
     let owner: Key = (ty.clone(), id.clone());
-    match (tpl.len(), op.method) {
-        (2, Method::Get) => {
+    if matches!(
+        pat,
+        Pattern::Read | Pattern::Relationship | Pattern::Related
+    ) && !state.exists(&owner)
+    {
+        return Err(not_found(&ty, &id, None));
+    }
+    match pat {
+        Pattern::List => {
             let keys: Vec<Key> = state
                 .data
                 .get(&ty)
@@ -355,21 +417,10 @@ fn dispatch(
                 .unwrap_or_default();
             list(state, cx, keys, false)
         }
-        (2, Method::Post)
-            if !seg.ends_with("-jobs")
-                && klaviyo_catalog::routes::match_route(Method::Get, &format!("/api/{seg}"))
-                    .is_some() =>
-        {
-            create(state, cx, &ty, body, changed)
-        }
-        (3, Method::Get) => {
-            if !state.exists(&owner) {
-                return Err(not_found(&ty, &id, None));
-            }
-            single(state, cx, Some(owner))
-        }
-        (3, Method::Patch) => update(state, cx, &owner, body, changed),
-        (3, Method::Delete) => {
+        Pattern::Create => create(state, cx, &ty, body, changed),
+        Pattern::Read => single(state, cx, Some(owner)),
+        Pattern::Update => update(state, cx, &owner, body, changed),
+        Pattern::Delete => {
             if state
                 .data
                 .get_mut(&ty)
@@ -381,16 +432,8 @@ fn dispatch(
             *changed = true;
             Ok(Response::empty(status(cx, 204), op))
         }
-        (5, m) if tpl[3] == "relationships" => {
-            if !state.exists(&owner) {
-                return Err(not_found(&ty, &id, None));
-            }
-            relationship(state, cx, &owner, tpl[4], m, body, changed)
-        }
-        (4, Method::Get) => {
-            if !state.exists(&owner) {
-                return Err(not_found(&ty, &id, None));
-            }
+        Pattern::Relationship => relationship(state, cx, &owner, tpl[4], op.method, body, changed),
+        Pattern::Related => {
             let Some(rs) = cx.rshape() else {
                 return Err(not_simulated(op));
             };
@@ -402,7 +445,6 @@ fn dispatch(
                 single(state, cx, keys.into_iter().next())
             }
         }
-        _ => Err(not_simulated(op)),
     }
 }
 
@@ -681,8 +723,32 @@ pub(crate) fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceSh
     };
     let empty = Resource::default();
     let r = state.get(k).unwrap_or(&empty);
-    let mut attrs = shape.required.clone();
-    for n in names {
+    let extra =
+        cx.q.list(&format!("additional-fields[{}]", k.0))
+            .unwrap_or_default();
+    let fields = cx.q.list(&format!("fields[{}]", k.0));
+    // Decided before anything is copied: a profile's `subscriptions` are large, and Klaviyo
+    // returns them (and `predictive_analytics`) only when asked.
+    let wanted = |n: &str| -> bool {
+        if k.0 == "profile"
+            && (n == "subscriptions" || n == "predictive_analytics")
+            && !extra.iter().any(|e| e == n)
+            && !shape.required.contains_key(n)
+        {
+            return false;
+        }
+        fields.as_ref().is_none_or(|f| {
+            f.iter()
+                .any(|x| x == n || (x.starts_with(n) && x[n.len()..].starts_with('.')))
+        })
+    };
+    let mut attrs: Map<String, Value> = shape
+        .required
+        .iter()
+        .filter(|(n, _)| wanted(n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    for n in names.iter().filter(|n| wanted(n)) {
         if let Some(v) = r.attributes.get(n) {
             attrs.insert(n.clone(), v.clone());
         }
@@ -690,36 +756,18 @@ pub(crate) fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceSh
     // A campaign message's `definition` seen by operations that answer its parts.
     if let Some(def) = r.attributes.get("definition") {
         for part in ["label", "channel", "content"] {
-            if names.iter().any(|n| n == part) && !r.attributes.contains_key(part) {
+            if names.iter().any(|n| n == part) && wanted(part) && !r.attributes.contains_key(part) {
                 if let Some(v) = def.get(part) {
                     attrs.insert(part.into(), v.clone());
                 }
             }
         }
     }
-    let extra =
-        cx.q.list(&format!("additional-fields[{}]", k.0))
-            .unwrap_or_default();
     if names.iter().any(|n| n == "profile_count") && extra.iter().any(|e| e == "profile_count") {
         attrs.insert(
             "profile_count".into(),
             json!(state.related(k, "profiles", "profile").len()),
         );
-    }
-    // Additional fields Klaviyo returns only when asked.
-    if k.0 == "profile" {
-        for f in ["subscriptions", "predictive_analytics"] {
-            if !extra.iter().any(|e| e == f) && !shape.required.contains_key(f) {
-                attrs.remove(f);
-            }
-        }
-    }
-    if let Some(fields) = cx.q.list(&format!("fields[{}]", k.0)) {
-        attrs.retain(|n, _| {
-            fields
-                .iter()
-                .any(|f| f == n || f.starts_with(&format!("{n}.")))
-        });
     }
     let coll = collection_of(&k.0);
     let id_enc = k.1.replace('$', "%24").replace(':', "%3A");

@@ -27,6 +27,9 @@ pub use engine::Request;
 /// Default seed of the sample account.
 pub const DEFAULT_SEED: u64 = 1;
 
+/// The sample account's public API key (`company_id` of `/client/*` requests).
+pub const PUBLIC_KEY: &str = "SbX4mP";
+
 /// Injected failures, each a share of requests (0.0–1.0), decided by a generator seeded from
 /// the account's seed, so a rehearsal repeats.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -196,7 +196,7 @@ pub fn account(seed: u64, now: i64) -> State {
     let now_s = rfc3339(now);
     s.put(
         "account",
-        "SbX4mP",
+        crate::PUBLIC_KEY,
         json!({
             "test_account": true,
             "contact_information": {
@@ -210,7 +210,7 @@ pub fn account(seed: u64, now: i64) -> State {
             "industry": "Apparel & Accessories",
             "timezone": "America/New_York",
             "preferred_currency": "USD",
-            "public_api_key": "SbX4mP",
+            "public_api_key": crate::PUBLIC_KEY,
             "locale": "en-US"
         }),
     );

@@ -746,3 +746,82 @@ fn suppression_merge_upload_render_and_client_writes_change_the_account() {
         "SUBSCRIBED"
     );
 }
+
+/// Every action users were promised (the catalog's 225 promised titles, composites included)
+/// is simulated: none of them answers `sandbox_not_simulated`.
+#[test]
+fn every_promised_action_is_simulated() {
+    let mut missing = Vec::new();
+    for (title, _) in klaviyo_catalog::generated::PROMISED {
+        let tool = klaviyo_catalog::tools::Tool::resolve(title)
+            .unwrap_or_else(|e| panic!("{title}: {e:?}"));
+        for op in tool.operations() {
+            if !engine::simulates(op) {
+                missing.push(format!("{title} ({})", op.id));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not simulated: {missing:?}");
+    let all = klaviyo_catalog::generated::OPERATIONS.len();
+    let simulated = klaviyo_catalog::generated::OPERATIONS
+        .iter()
+        .filter(|o| engine::simulates(o))
+        .count();
+    assert!(simulated * 100 / all >= 90, "{simulated} of {all}");
+}
+
+/// Every operation, called with the catalog's example arguments (the requests the component
+/// would build), gets an answer the sandbox means: its success, or a Klaviyo error about the
+/// example's ids and values — never a crash (500) — and 501 only for what `simulates` says.
+#[test]
+fn every_operation_answers_its_example_request_without_crashing() {
+    let sb = Sandbox::new(2, None, Faults::default());
+    let conn = klaviyo_catalog::request::Connection {
+        base_url: BASE.into(),
+        revision: klaviyo_catalog::generated::REVISION.into(),
+        private_key: Some("placeholder".into()),
+        public_key: Some("SbX4mP".into()),
+    };
+    let mut seen = 0;
+    for tool in klaviyo_catalog::tools::Tool::all() {
+        let args = klaviyo_catalog::example::example_args(tool, false);
+        let Ok(req) = klaviyo_catalog::request::prepare(tool, &args, &conn) else {
+            continue;
+        };
+        let (path, query) = req
+            .path_and_query
+            .split_once('?')
+            .unwrap_or((&req.path_and_query, ""));
+        let body = req.body.clone().unwrap_or_default();
+        let out = sb.handle(
+            &Request {
+                method: req.method.as_str(),
+                path,
+                query,
+                body: &body,
+            },
+            BASE,
+        );
+        let Outcome::Answer { status, body, .. } = out else {
+            panic!("{}: no answer", tool.name())
+        };
+        let text = String::from_utf8_lossy(&body);
+        assert!(status != 500, "{}: {status} {text}", tool.name());
+        assert_eq!(
+            status == 501,
+            !engine::simulates(req.operation),
+            "{}: {status} {text}",
+            tool.name()
+        );
+        if status >= 400 {
+            let doc: Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                doc["errors"][0]["detail"].is_string(),
+                "{}: {text}",
+                tool.name()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen > 300, "{seen}");
+}

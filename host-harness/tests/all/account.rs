@@ -32,6 +32,7 @@ fn harness(dir: &std::path::Path, faults: &str) -> Harness {
     s.audit_log = Some(dir.join("audit.jsonl"));
     s.policy = Policy::from_toml("[defaults]\nwrite = \"ask\"").unwrap();
     s.max_retries = 0;
+    s.connection = Some("sandbox:11".into());
     s.sandbox = Some(SandboxSettings {
         seed: 11,
         faults: klaviyo_sandbox::Faults::parse(faults).unwrap(),
@@ -164,4 +165,37 @@ fn an_injected_timeout_on_a_write_says_it_may_have_happened_and_it_did() {
         1,
         "the write landed although its answer was lost"
     );
+    let id = lists["data"][0]["id"].as_str().unwrap().to_string();
+    // An update whose answer is lost is settled by `reconcile` with a read of the sandbox.
+    let caller = Caller {
+        confirm: Some(Arc::new(Answers(
+            Mutex::new(vec![true]),
+            Mutex::new(vec![]),
+        ))),
+        client: None,
+    };
+    let renamed = rt.block_on(h.call_as(
+        "update_list",
+        &json!({"id": id, "body": {"data": {"type": "list", "id": id, "attributes": {"name": "Renamed"}}}}).to_string(),
+        &caller,
+    ));
+    assert!(
+        matches!(renamed.result, Err(Failure::OutcomeUnknown { .. })),
+        "{:?}",
+        renamed.result
+    );
+    // A run on a real account (no connection) leaves the sandbox's writes alone.
+    let mut real = Settings::new("https://a.klaviyo.com").unwrap();
+    real.audit_log = Some(dir.0.join("audit.jsonl"));
+    real.key_source = KeySource::File(dir.0.join("no-such-key"));
+    let real = Harness::new(real, &default_component_path(), Box::new(NoTty)).unwrap();
+    let (results, _) = rt.block_on(klaviyo_harness::reconcile::run(&real)).unwrap();
+    assert!(results.is_empty(), "{results:?}");
+    let (results, unsettled) = rt.block_on(klaviyo_harness::reconcile::run(&calm)).unwrap();
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["could-not-check", "found"], "{results:?}");
+    assert_eq!(unsettled, 1, "a create cannot be judged from the log");
 }
