@@ -471,6 +471,10 @@ fn field(state: &State, k: &Key, name: &str) -> Result<Value, String> {
                 Value::Array(ids)
             });
         }
+        if shapes::item(&k.0).is_some_and(|s| s.rels.contains_key(rel)) {
+            // A relationship of the type with nothing linked.
+            return Ok(Value::Null);
+        }
     }
     if name.contains('.') {
         let mut cur = Value::Object(r.attributes.clone());
