@@ -9,12 +9,13 @@
 //! counts), never random between two calls.
 
 use crate::engine::{
-    bad, body_links, collection_of, data_of, document, find_profile, new_id, not_found,
-    record_event, stamp_times, status, subscribe, upsert_profile, Ctx, Fail, Response,
+    answer_one, bad, body_attributes, body_links, create_event, data_of, document, existing,
+    find_profile, need_str, new_id, not_found, profile_ref, record_event, stamp_times, status,
+    subscribe, upsert_profile, Ctx, Fail, Response,
 };
 use crate::query::{self, rfc3339};
 use crate::shapes;
-use crate::store::{Key, Resource, State};
+use crate::store::{Key, State};
 use serde_json::{json, Map, Value};
 
 type Handler = fn(&mut State, &Ctx, &Value, &mut bool) -> Result<Response, Fail>;
@@ -34,7 +35,7 @@ pub(crate) const ACTIONS: &[(&str, Handler)] = &[
     ("bulk_import_profiles", import_profiles),
     ("bulk_create_events", bulk_events),
     ("bulk_create_client_events", bulk_events),
-    ("create_client_event", client_event),
+    ("create_client_event", create_event),
     ("create_client_profile", client_profile),
     ("create_client_subscription", client_subscription),
     ("create_back_in_stock_subscription", back_in_stock),
@@ -114,23 +115,11 @@ fn finish_job(
     }
     let id = id.unwrap_or_else(|| new_id(state, ty, &Map::new(), cx.now));
     let key = (ty.to_string(), id.clone());
-    state.data.entry(ty.into()).or_default().insert(
-        id,
-        Resource {
-            attributes: a,
-            ..Default::default()
-        },
-    );
+    state.insert(&ty, &id, a);
     for (rel, to) in links {
         state.link(&key, rel, to);
     }
-    let mut doc = document(state, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/{}/{}", cx.base, collection_of(ty), key.1)});
-    Ok(Response {
-        status: status(cx, 202),
-        body: doc,
-        operation: Some(cx.op),
-    })
+    answer_one(state, cx, &key, 202)
 }
 
 /// The items array of a bulk job: the first `{data: [...]}` among its attributes.
@@ -211,13 +200,7 @@ fn bulk_job(
                 attrs.insert("status".into(), json!("UNASSIGNED"));
             }
             let links = body_links(state, it)?;
-            state.data.entry(ty.clone()).or_default().insert(
-                id,
-                Resource {
-                    attributes: attrs,
-                    ..Default::default()
-                },
-            );
+            state.insert(&ty, &id, attrs);
             for (r, to) in links {
                 state.link(&key, &r, &to);
                 // A variant's item, a code's coupon: shown from both sides.
@@ -267,17 +250,11 @@ fn import_profiles(
     let mut links = Vec::new();
     let mut failed = 0;
     for it in &items {
-        let a = attrs_of(it);
-        let id = it.get("id").and_then(Value::as_str);
-        if id.is_none()
-            && !["email", "phone_number", "external_id"]
-                .iter()
-                .any(|f| a.get(*f).is_some_and(Value::is_string))
-        {
+        let Ok((id, a)) = profile_ref(it, "") else {
             failed += 1;
             continue;
-        }
-        let (pid, _) = upsert_profile(state, cx.now, id, &a);
+        };
+        let (pid, _) = upsert_profile(state, cx.now, id.as_deref(), &a);
         let pk = ("profile".to_string(), pid);
         for (_, l) in &lists {
             if !state.related(l, "profiles", "profile").contains(&pk) {
@@ -333,27 +310,6 @@ fn bulk_events(
     Ok(Response::empty(status(cx, 202), cx.op))
 }
 
-fn client_event(
-    state: &mut State,
-    cx: &Ctx,
-    body: &Value,
-    changed: &mut bool,
-) -> Result<Response, Fail> {
-    let a = body
-        .pointer("/data/attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| {
-            bad(
-                "the body needs data.attributes".into(),
-                json!({"pointer": "/data/attributes"}),
-            )
-        })?;
-    record_event(state, cx.now, &a)?;
-    *changed = true;
-    Ok(Response::empty(status(cx, 202), cx.op))
-}
-
 fn client_profile(
     state: &mut State,
     cx: &Ctx,
@@ -361,19 +317,8 @@ fn client_profile(
     changed: &mut bool,
 ) -> Result<Response, Fail> {
     let data = data_of(body, "profile")?;
-    let a = attrs_of(data);
-    let id = data.get("id").and_then(Value::as_str);
-    if id.is_none()
-        && !["email", "phone_number", "external_id"]
-            .iter()
-            .any(|f| a.get(*f).is_some_and(Value::is_string))
-    {
-        return Err(bad(
-            "a profile needs an id, email, phone_number or external_id".into(),
-            json!({"pointer": "/data/attributes"}),
-        ));
-    }
-    upsert_profile(state, cx.now, id, &a);
+    let (id, a) = profile_ref(data, "/data/attributes")?;
+    upsert_profile(state, cx.now, id.as_deref(), &a);
     *changed = true;
     Ok(Response::empty(status(cx, 202), cx.op))
 }
@@ -409,25 +354,12 @@ fn back_in_stock(
     body: &Value,
     changed: &mut bool,
 ) -> Result<Response, Fail> {
-    let a = body
-        .pointer("/data/attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| {
-            bad(
-                "the body needs data.attributes".into(),
-                json!({"pointer": "/data/attributes"}),
-            )
-        })?;
-    let variant = body
-        .pointer("/data/relationships/variant/data/id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            bad(
-                "the body needs relationships.variant.data.id".into(),
-                json!({"pointer": "/data/relationships/variant/data/id"}),
-            )
-        })?;
+    let a = body_attributes(body)?;
+    let variant = need_str(
+        body.pointer("/data/relationships/variant/data/id"),
+        "/data/relationships/variant/data/id",
+        "the body needs relationships.variant.data.id",
+    )?;
     if !state.exists(&("catalog-variant".into(), variant.into())) {
         return Err(not_found(
             "catalog-variant",
@@ -450,26 +382,13 @@ fn push_token(
     changed: &mut bool,
     register: bool,
 ) -> Result<Response, Fail> {
-    let a = body
-        .pointer("/data/attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| {
-            bad(
-                "the body needs data.attributes".into(),
-                json!({"pointer": "/data/attributes"}),
-            )
-        })?;
-    let token = a
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            bad(
-                "token is required".into(),
-                json!({"pointer": "/data/attributes/token"}),
-            )
-        })?
-        .to_string();
+    let a = body_attributes(body)?;
+    let token = need_str(
+        a.get("token"),
+        "/data/attributes/token",
+        "token is required",
+    )?
+    .to_string();
     let existing: Vec<String> = state
         .data
         .get("push-token")
@@ -479,17 +398,13 @@ fn push_token(
         .map(|(id, _)| id.clone())
         .collect();
     if register {
-        let pa = a
-            .get("profile")
-            .and_then(|p| p.pointer("/data/attributes"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let pid = a
-            .get("profile")
-            .and_then(|p| p.pointer("/data/id"))
-            .and_then(Value::as_str);
-        let (pid, _) = upsert_profile(state, cx.now, pid, &pa);
+        let (pid, pa) = profile_ref(
+            a.get("profile")
+                .and_then(|p| p.get("data"))
+                .unwrap_or(&Value::Null),
+            "/data/attributes/profile/data",
+        )?;
+        let (pid, _) = upsert_profile(state, cx.now, pid.as_deref(), &pa);
         let names: Vec<String> = shapes::item("push-token")
             .and_then(|s| s.attrs.clone())
             .unwrap_or_default();
@@ -504,13 +419,7 @@ fn push_token(
             .cloned()
             .unwrap_or_else(|| new_id(state, "push-token", &Map::new(), cx.now));
         let key = ("push-token".to_string(), id.clone());
-        state.data.entry("push-token".into()).or_default().insert(
-            id,
-            Resource {
-                attributes: attrs,
-                ..Default::default()
-            },
-        );
+        state.insert("push-token", &id, attrs);
         state.link(&key, "profile", &("profile".into(), pid));
     } else if let Some(m) = state.data.get_mut("push-token") {
         for id in existing {
@@ -628,19 +537,12 @@ fn audience(state: &State, campaign: &Key) -> Vec<Key> {
 }
 
 fn campaign_of(state: &State, body: &Value) -> Result<Key, Fail> {
-    let id = body
-        .pointer("/data/id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            bad(
-                "data.id must be the campaign's id".into(),
-                json!({"pointer": "/data/id"}),
-            )
-        })?;
-    let k = ("campaign".to_string(), id.to_string());
-    if !state.exists(&k) {
-        return Err(not_found("campaign", id, Some("/data/id")));
-    }
+    let id = need_str(
+        body.pointer("/data/id"),
+        "/data/id",
+        "data.id must be the campaign's id",
+    )?;
+    let k = existing(state, "campaign", id, "/data/id")?;
     Ok(k)
 }
 
@@ -701,20 +603,14 @@ fn estimate(
 ) -> Result<Response, Fail> {
     let c = campaign_of(state, body)?;
     let n = audience(state, &c).len();
-    state
-        .data
-        .entry("campaign-recipient-estimation".into())
-        .or_default()
-        .insert(
-            c.1.clone(),
-            Resource {
-                attributes: json!({"estimated_recipient_count": n})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                ..Default::default()
-            },
-        );
+    state.insert(
+        "campaign-recipient-estimation",
+        &c.1,
+        json!({"estimated_recipient_count": n})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
     *changed = true;
     finish_job(
         state,
@@ -787,13 +683,7 @@ fn clone(
         }
     }
     *changed = true;
-    let mut doc = document(state, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/{}/{}", cx.base, collection_of(ty), key.1)});
-    Ok(Response {
-        status: status(cx, 201),
-        body: doc,
-        operation: Some(cx.op),
-    })
+    answer_one(state, cx, &key, 201)
 }
 
 /// `{{ name }}` and `{{ name|default:'x' }}` filled from the context (nested names with dots).
@@ -825,12 +715,11 @@ fn fill(text: &str, ctx: &Value) -> String {
 
 fn render_template(state: &mut State, cx: &Ctx, body: &Value) -> Result<Response, Fail> {
     let data = data_of(body, "template")?;
-    let id = data.get("id").and_then(Value::as_str).ok_or_else(|| {
-        bad(
-            "data.id must be the template to render".into(),
-            json!({"pointer": "/data/id"}),
-        )
-    })?;
+    let id = need_str(
+        data.get("id"),
+        "/data/id",
+        "data.id must be the template to render",
+    )?;
     let key = ("template".to_string(), id.to_string());
     let Some(t) = state.get(&key).cloned() else {
         return Err(not_found("template", id, Some("/data/id")));
@@ -867,16 +756,12 @@ fn assign_template(
     changed: &mut bool,
 ) -> Result<Response, Fail> {
     let data = data_of(body, "campaign-message")?;
-    let id = data.get("id").and_then(Value::as_str).ok_or_else(|| {
-        bad(
-            "data.id must be the campaign message".into(),
-            json!({"pointer": "/data/id"}),
-        )
-    })?;
-    let key = ("campaign-message".to_string(), id.to_string());
-    if !state.exists(&key) {
-        return Err(not_found("campaign-message", id, Some("/data/id")));
-    }
+    let id = need_str(
+        data.get("id"),
+        "/data/id",
+        "data.id must be the campaign message",
+    )?;
+    let key = existing(state, "campaign-message", id, "/data/id")?;
     let links = body_links(state, data)?;
     let Some((_, tpl)) = links.iter().find(|(r, _)| r == "template") else {
         return Err(bad(
@@ -888,26 +773,16 @@ fn assign_template(
         r.rels.insert("template".into(), vec![tpl.clone()]);
     }
     *changed = true;
-    let mut doc = document(state, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/campaign-messages/{id}", cx.base)});
-    Ok(Response {
-        status: status(cx, 200),
-        body: doc,
-        operation: Some(cx.op),
-    })
+    answer_one(state, cx, &key, 200)
 }
 
 fn merge(state: &mut State, cx: &Ctx, body: &Value, changed: &mut bool) -> Result<Response, Fail> {
-    let dest = body
-        .pointer("/data/id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            bad(
-                "data.id must be the profile to keep".into(),
-                json!({"pointer": "/data/id"}),
-            )
-        })?
-        .to_string();
+    let dest = need_str(
+        body.pointer("/data/id"),
+        "/data/id",
+        "data.id must be the profile to keep",
+    )?
+    .to_string();
     let dk = ("profile".to_string(), dest.clone());
     if !state.exists(&dk) {
         return Err(not_found("profile", &dest, Some("/data/id")));
@@ -1024,21 +899,9 @@ fn upload_image(
     let attrs = json!({"name": name.unwrap_or(fname), "image_url": format!("https://sandbox-outfitters.example/images/uploads/{id}.{format}"),
                        "format": format, "size": size, "hidden": hidden, "updated_at": rfc3339(cx.now)});
     let key = ("image".to_string(), id.clone());
-    state.data.entry("image".into()).or_default().insert(
-        id,
-        Resource {
-            attributes: attrs.as_object().cloned().unwrap_or_default(),
-            ..Default::default()
-        },
-    );
+    state.insert("image", &id, attrs.as_object().cloned().unwrap_or_default());
     *changed = true;
-    let mut doc = document(state, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/images/{}", cx.base, key.1)});
-    Ok(Response {
-        status: status(cx, 201),
-        body: doc,
-        operation: Some(cx.op),
-    })
+    answer_one(state, cx, &key, 201)
 }
 
 enum Report {
@@ -1212,16 +1075,7 @@ fn number(name: &str, v: f64) -> Value {
 }
 
 fn report(state: &State, cx: &Ctx, body: &Value, kind: Report) -> Result<Response, Fail> {
-    let a = body
-        .pointer("/data/attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| {
-            bad(
-                "the body needs data.attributes".into(),
-                json!({"pointer": "/data/attributes"}),
-            )
-        })?;
+    let a = body_attributes(body)?;
     let stats: Vec<String> = a
         .get("statistics")
         .and_then(Value::as_array)

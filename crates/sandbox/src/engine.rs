@@ -70,6 +70,29 @@ pub(crate) fn bad(detail: String, source: Value) -> Fail {
     )
 }
 
+pub(crate) fn conflict(detail: String, pointer: impl Into<String>) -> Fail {
+    Fail(
+        409,
+        error(
+            409,
+            "conflict",
+            "Conflict.",
+            detail,
+            Some(json!({"pointer": pointer.into()})),
+        ),
+    )
+}
+
+/// The key of a resource the request names, or a 404 at `pointer`.
+pub(crate) fn existing(state: &State, ty: &str, id: &str, pointer: &str) -> Result<Key, Fail> {
+    let k = (ty.to_string(), id.to_string());
+    if state.exists(&k) {
+        Ok(k)
+    } else {
+        Err(not_found(ty, id, Some(pointer)))
+    }
+}
+
 pub(crate) fn not_found(what: &str, id: &str, pointer: Option<&str>) -> Fail {
     Fail(
         404,
@@ -291,6 +314,71 @@ pub fn handle(state: &mut State, base: &str, req: &Request, now: i64) -> (Respon
             changed,
         ),
     }
+}
+
+/// The profile a body names (`{id?, attributes?}`, the `data` of a profile reference): its id
+/// and attributes, or a 400 at `pointer` when it names none (no id, email, phone_number or
+/// external_id).
+pub(crate) fn profile_ref(
+    data: &Value,
+    pointer: &str,
+) -> Result<(Option<String>, Map<String, Value>), Fail> {
+    let attrs = data
+        .get("attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let id = data.get("id").and_then(Value::as_str).map(String::from);
+    if id.is_none()
+        && !["email", "phone_number", "external_id"]
+            .iter()
+            .any(|f| attrs.get(*f).is_some_and(Value::is_string))
+    {
+        return Err(bad(
+            "the profile needs an id, email, phone_number or external_id".into(),
+            json!({ "pointer": pointer }),
+        ));
+    }
+    Ok((id, attrs))
+}
+
+/// A text member the body must have, or a 400 at `pointer` saying `why`.
+pub(crate) fn need_str<'v>(
+    v: Option<&'v Value>,
+    pointer: &str,
+    why: &str,
+) -> Result<&'v str, Fail> {
+    v.and_then(Value::as_str)
+        .ok_or_else(|| bad(why.to_string(), json!({ "pointer": pointer })))
+}
+
+/// `data.attributes` of a body, or a 400 naming it.
+pub(crate) fn body_attributes(body: &Value) -> Result<Map<String, Value>, Fail> {
+    body.pointer("/data/attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| {
+            bad(
+                "the body needs data.attributes".into(),
+                json!({"pointer": "/data/attributes"}),
+            )
+        })
+}
+
+/// One resource answered in the operation's shape, with `links.self` of its own URL.
+pub(crate) fn answer_one(
+    state: &State,
+    cx: &Ctx,
+    key: &Key,
+    fallback: u16,
+) -> Result<Response, Fail> {
+    let mut doc = document(state, cx, std::slice::from_ref(key), false)?;
+    doc["links"] = json!({"self": format!("{}/api/{}/{}", cx.base, collection_of(&key.0), key.1)});
+    Ok(Response {
+        status: status(cx, fallback),
+        body: doc,
+        operation: Some(cx.op),
+    })
 }
 
 pub(crate) fn not_simulated(op: &Operation) -> Fail {
@@ -837,15 +925,9 @@ pub(crate) fn data_of<'a>(body: &'a Value, ty: &str) -> Result<&'a Value, Fail> 
         .ok_or_else(|| bad("the body needs `data`".into(), json!({"pointer": "/data"})))?;
     if let Some(t) = data.get("type").and_then(Value::as_str) {
         if t != ty {
-            return Err(Fail(
-                409,
-                error(
-                    409,
-                    "conflict",
-                    "Conflict.",
-                    format!("data.type is `{t}`; this endpoint takes `{ty}`"),
-                    Some(json!({"pointer": "/data/type"})),
-                ),
+            return Err(conflict(
+                format!("data.type is `{t}`; this endpoint takes `{ty}`"),
+                "/data/type",
             ));
         }
     }
@@ -957,24 +1039,12 @@ fn create(
     };
     let key = (ty.to_string(), id.clone());
     if state.exists(&key) {
-        return Err(Fail(
-            409,
-            error(
-                409,
-                "conflict",
-                "Conflict.",
-                format!("A {ty} with id `{id}` already exists."),
-                Some(json!({"pointer": "/data/id"})),
-            ),
+        return Err(conflict(
+            format!("A {ty} with id `{id}` already exists."),
+            "/data/id",
         ));
     }
-    state.data.entry(ty.into()).or_default().insert(
-        id.clone(),
-        Resource {
-            attributes: attrs,
-            ..Default::default()
-        },
-    );
+    state.insert(&ty, &id, attrs);
     for (rel, to) in links {
         state.link(&key, &rel, &to);
     }
@@ -1014,17 +1084,11 @@ fn create_campaign_messages(
         let mk = ("campaign-message".to_string(), mid.clone());
         let attrs =
             json!({"definition": def, "send_times": null, "created_at": now, "updated_at": now});
-        state
-            .data
-            .entry("campaign-message".into())
-            .or_default()
-            .insert(
-                mid,
-                Resource {
-                    attributes: attrs.as_object().cloned().unwrap_or_default(),
-                    ..Default::default()
-                },
-            );
+        state.insert(
+            "campaign-message",
+            &mid,
+            attrs.as_object().cloned().unwrap_or_default(),
+        );
         state.link(campaign, "campaign-messages", &mk);
         state.link(&mk, "campaign", campaign);
     }
@@ -1034,13 +1098,7 @@ fn single_created(state: &State, cx: &Ctx, key: Key) -> Result<Response, Fail> {
     if cx.rshape().is_none() {
         return Ok(Response::empty(status(cx, 204), cx.op));
     }
-    let mut doc = document(state, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/{}/{}", cx.base, collection_of(&key.0), key.1)});
-    Ok(Response {
-        status: status(cx, 201),
-        body: doc,
-        operation: Some(cx.op),
-    })
+    answer_one(state, cx, &key, 201)
 }
 
 fn update(
@@ -1056,15 +1114,9 @@ fn update(
     let data = data_of(body, &key.0)?;
     if let Some(id) = data.get("id").and_then(Value::as_str) {
         if id != key.1 {
-            return Err(Fail(
-                409,
-                error(
-                    409,
-                    "conflict",
-                    "Conflict.",
-                    format!("data.id `{id}` is not the id in the path (`{}`)", key.1),
-                    Some(json!({"pointer": "/data/id"})),
-                ),
+            return Err(conflict(
+                format!("data.id `{id}` is not the id in the path (`{}`)", key.1),
+                "/data/id",
             ));
         }
     }
@@ -1173,15 +1225,9 @@ fn relationship(
         let t = it.get("type").and_then(Value::as_str).unwrap_or("");
         let id = it.get("id").and_then(Value::as_str).unwrap_or("");
         if t != target {
-            return Err(Fail(
-                409,
-                error(
-                    409,
-                    "conflict",
-                    "Conflict.",
-                    format!("data[{i}].type is `{t}`; this relationship holds `{target}`"),
-                    Some(json!({"pointer": format!("/data/{i}/type")})),
-                ),
+            return Err(conflict(
+                format!("data[{i}].type is `{t}`; this relationship holds `{target}`"),
+                format!("/data/{i}/type"),
             ));
         }
         let k = (t.to_string(), id.to_string());
@@ -1284,13 +1330,7 @@ pub(crate) fn upsert_profile(
                 ),
             );
             let pid = new_id(state, "profile", &a, now);
-            state.data.entry("profile".into()).or_default().insert(
-                pid.clone(),
-                Resource {
-                    attributes: a,
-                    ..Default::default()
-                },
-            );
+            state.insert("profile", &pid, a);
             (pid, true)
         }
     }
@@ -1303,32 +1343,13 @@ fn upsert_profile_op(
     changed: &mut bool,
 ) -> Result<Response, Fail> {
     let data = data_of(body, "profile")?;
-    let attrs = data
-        .get("attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let id = data.get("id").and_then(Value::as_str);
-    if id.is_none()
-        && !["email", "phone_number", "external_id"]
-            .iter()
-            .any(|f| attrs.get(*f).is_some_and(Value::is_string))
-    {
-        return Err(bad(
-            "a profile needs an id, email, phone_number or external_id".into(),
-            json!({"pointer": "/data/attributes"}),
-        ));
-    }
-    let (pid, created) = upsert_profile(state, cx.now, id, &attrs);
+    let (id, attrs) = profile_ref(data, "/data/attributes")?;
+    let (pid, created) = upsert_profile(state, cx.now, id.as_deref(), &attrs);
     *changed = true;
     let key = ("profile".to_string(), pid);
-    let mut doc = document(state, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/profiles/{}", cx.base, key.1)});
-    Ok(Response {
-        status: if created { 201 } else { 200 },
-        body: doc,
-        operation: Some(cx.op),
-    })
+    let mut r = answer_one(state, cx, &key, 200)?;
+    r.status = if created { 201 } else { 200 };
+    Ok(r)
 }
 
 /// `bulk_subscribe_profiles` / `bulk_unsubscribe_profiles`: consent for each profile (created
@@ -1487,16 +1508,7 @@ pub(crate) fn create_event(
     body: &Value,
     changed: &mut bool,
 ) -> Result<Response, Fail> {
-    let a = body
-        .pointer("/data/attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| {
-            bad(
-                "the body needs data.attributes".into(),
-                json!({"pointer": "/data/attributes"}),
-            )
-        })?;
+    let a = body_attributes(body)?;
     record_event(state, cx.now, &a)?;
     *changed = true;
     Ok(Response::empty(status(cx, 202), cx.op))
@@ -1519,26 +1531,12 @@ pub(crate) fn record_event(
             )
         })?
         .to_string();
-    let pattrs = a
-        .get("profile")
-        .and_then(|p| p.pointer("/data/attributes"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let pid_given = a
-        .get("profile")
-        .and_then(|p| p.pointer("/data/id"))
-        .and_then(Value::as_str);
-    if pid_given.is_none()
-        && !["email", "phone_number", "external_id"]
-            .iter()
-            .any(|f| pattrs.get(*f).is_some_and(Value::is_string))
-    {
-        return Err(bad(
-            "the event's profile needs an id, email, phone_number or external_id".into(),
-            json!({"pointer": "/data/attributes/profile/data/attributes"}),
-        ));
-    }
+    let (pid_given, pattrs) = profile_ref(
+        a.get("profile")
+            .and_then(|p| p.get("data"))
+            .unwrap_or(&Value::Null),
+        "/data/attributes/profile/data",
+    )?;
     let now_s = rfc3339(now);
     let metric = match state.data.get("metric").and_then(|m| {
         m.iter()
@@ -1549,17 +1547,15 @@ pub(crate) fn record_event(
             let attrs = json!({"name": name, "created": now_s, "updated": now_s,
                                "integration": {"object": "integration", "id": "7FtS4J", "name": "API", "category": "API"}});
             let id = new_id(state, "metric", &Map::new(), now);
-            state.data.entry("metric".into()).or_default().insert(
-                id.clone(),
-                Resource {
-                    attributes: attrs.as_object().cloned().unwrap_or_default(),
-                    ..Default::default()
-                },
+            state.insert(
+                "metric",
+                &id,
+                attrs.as_object().cloned().unwrap_or_default(),
             );
             id
         }
     };
-    let (pid, _) = upsert_profile(state, now, pid_given, &pattrs);
+    let (pid, _) = upsert_profile(state, now, pid_given.as_deref(), &pattrs);
     let t = a
         .get("time")
         .and_then(Value::as_str)
@@ -1574,12 +1570,10 @@ pub(crate) fn record_event(
     let attrs =
         json!({"timestamp": t, "datetime": rfc3339(t), "uuid": uuid, "event_properties": props});
     let ek = ("event".to_string(), eid.clone());
-    state.data.entry("event".into()).or_default().insert(
-        eid,
-        Resource {
-            attributes: attrs.as_object().cloned().unwrap_or_default(),
-            ..Default::default()
-        },
+    state.insert(
+        "event",
+        &eid,
+        attrs.as_object().cloned().unwrap_or_default(),
     );
     state.link(&ek, "profile", &("profile".into(), pid.clone()));
     state.link(&ek, "metric", &("metric".into(), metric));
@@ -1593,22 +1587,12 @@ pub(crate) fn record_event(
 /// `query_metric_aggregates`: count, sum_value and unique per interval over the stored events
 /// of one metric, within the `datetime` bounds of the filter.
 fn aggregates(state: &State, cx: &Ctx, body: &Value) -> Result<Response, Fail> {
-    let a = body
-        .pointer("/data/attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .ok_or_else(|| {
-            bad(
-                "the body needs data.attributes".into(),
-                json!({"pointer": "/data/attributes"}),
-            )
-        })?;
-    let metric = a.get("metric_id").and_then(Value::as_str).ok_or_else(|| {
-        bad(
-            "metric_id is required".into(),
-            json!({"pointer": "/data/attributes/metric_id"}),
-        )
-    })?;
+    let a = body_attributes(body)?;
+    let metric = need_str(
+        a.get("metric_id"),
+        "/data/attributes/metric_id",
+        "metric_id is required",
+    )?;
     let mkey = ("metric".to_string(), metric.to_string());
     if !state.exists(&mkey) {
         return Err(not_found(

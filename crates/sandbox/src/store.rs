@@ -103,6 +103,18 @@ impl State {
         )
     }
 
+    /// Stores a new resource with `attributes` (no links yet) and returns its key.
+    pub fn insert(&mut self, ty: &str, id: &str, attributes: Map<String, Value>) -> Key {
+        self.data.entry(ty.to_string()).or_default().insert(
+            id.to_string(),
+            Resource {
+                attributes,
+                ..Resource::default()
+            },
+        );
+        (ty.to_string(), id.to_string())
+    }
+
     pub fn get(&self, k: &Key) -> Option<&Resource> {
         self.data.get(&k.0)?.get(&k.1)
     }

@@ -125,6 +125,24 @@ pub fn generate_from(spec_text: &str, promised_text: &str) -> Result<Vec<File>, 
     ])
 }
 
+/// A generated JSON document of one object member `key`, one entry per line (sorted by the
+/// caller), with the banner as `$comment`: small to embed, readable in a diff.
+fn json_lines<'a>(
+    key: &str,
+    entries: impl Iterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> String {
+    let mut text = format!(
+        "{{\"$comment\": {},\n\"{key}\": {{\n",
+        serde_json::Value::String(BANNER.into())
+    );
+    let lines: Vec<String> = entries
+        .map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), v))
+        .collect();
+    text.push_str(&lines.join(",\n"));
+    text.push_str("\n}}\n");
+    text
+}
+
 /// `id`, or `escaped(id)` when it is one of `keywords` (WIT's `%type`, Rust's `type_`).
 fn escape_keyword(id: String, keywords: &[&str], escaped: impl Fn(&str) -> String) -> String {
     if keywords.contains(&id.as_str()) {

@@ -11,8 +11,7 @@
 //! Contract: deterministic (sorted keys, one operation per line); a `$ref` that leads nowhere is
 //! an error naming the operation. Nothing of the spec's prose is copied: names and types only.
 
-use super::spec::{deref, Op};
-use super::BANNER;
+use super::spec::{deref, strings, Op};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -68,17 +67,7 @@ pub fn shapes(spec: &Value, ops: &[Op]) -> Result<String, String> {
         }
         out.insert(o.id.clone(), Value::Object(shape));
     }
-    let mut text = format!(
-        "{{\"$comment\": {},\n\"operations\": {{\n",
-        Value::String(BANNER.into())
-    );
-    let lines: Vec<String> = out
-        .iter()
-        .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), v))
-        .collect();
-    text.push_str(&lines.join(",\n"));
-    text.push_str("\n}}\n");
-    Ok(text)
+    Ok(super::json_lines("operations", out.iter()))
 }
 
 fn data_nullable(s: &Value) -> bool {
@@ -132,16 +121,6 @@ fn resource(spec: &Value, r: &Value) -> Value {
 fn enum_first(spec: &Value, s: &Value) -> Option<String> {
     let s = flat(spec, s);
     s["enum"].get(0)?.as_str().map(String::from)
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A value of the schema's type, as small as it may be.

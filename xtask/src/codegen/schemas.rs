@@ -6,7 +6,6 @@
 //! is one definition per line, sorted, so a revision's diff reads schema by schema.
 
 use super::spec::Op;
-use super::BANNER;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -29,18 +28,7 @@ pub fn defs(spec: &Value, ops: &[Op]) -> Result<String, String> {
         let converted = to_json_schema(s, &mut todo);
         defs.insert(name, converted);
     }
-    // Compact JSON, one definition per line: small to embed, readable in a diff.
-    let mut text = format!(
-        "{{\"$comment\": {},\n\"$defs\": {{\n",
-        Value::String(BANNER.into())
-    );
-    let lines: Vec<String> = defs
-        .iter()
-        .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), v))
-        .collect();
-    text.push_str(&lines.join(",\n"));
-    text.push_str("\n}}\n");
-    Ok(text)
+    Ok(super::json_lines("$defs", defs.iter()))
 }
 
 /// OpenAPI 3.0 schema -> JSON Schema: `$ref`s point into `$defs`, `nullable` becomes a `null`

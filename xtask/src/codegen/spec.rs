@@ -103,7 +103,7 @@ fn collect_ops(spec: &Value) -> Result<Vec<Op>, String> {
     Ok(ops)
 }
 
-fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
