@@ -226,12 +226,19 @@ impl Sandbox {
             });
             (fault, headers.unwrap_or_default())
         };
+        static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut headers = vec![
             (
                 "content-type".to_string(),
                 "application/vnd.api+json".to_string(),
             ),
             (SANDBOX_HEADER.to_string(), format!("seed={}", self.seed)),
+            // As Klaviyo's, for audit records and support questions; marked as the sandbox's.
+            (
+                "x-klaviyo-req-id".to_string(),
+                format!("sandbox-{now}-{}-{n}", std::process::id()),
+            ),
         ];
         headers.extend(rate_headers);
         let answer = |status: u16, body: Value, mut headers: Vec<(String, String)>| {
