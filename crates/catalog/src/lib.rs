@@ -7,10 +7,12 @@
 //! - [`validate`]: the JSON Schema subset the spec's request bodies use.
 //! - [`response`]: Klaviyo's answers → result or structured error.
 //! - [`routes`]: method + concrete path → operation, for the host's own classification.
+//! - [`encode`], [`dates`]: percent-encoding; calendar arithmetic.
 //!
 //! Nothing here does I/O, so all of it is tested natively and runs the same inside the
 //! component and in the host.
 
+pub mod dates;
 pub mod encode;
 pub mod example;
 mod model;
