@@ -9,9 +9,10 @@
 //! counts), never random between two calls.
 
 use crate::engine::{
-    answer_one, bad, body_attributes, body_links, create_event, data_of, document, existing,
-    find_profile, need_str, new_id, not_found, profile_ref, record_event, stamp_times, status,
-    subscribe, upsert_profile, Ctx, Fail, Response,
+    answer_one, attrs_of, bad, body_attributes, body_links, buckets, create_event, data_of,
+    document, existing, find_profile, known, need_str, new_id, not_found, profile_ref,
+    record_event, resource_url, stamp_times, status, subscribe, upsert_profile, Ctx, Fail,
+    Response,
 };
 use crate::query::{self, rfc3339};
 use crate::shapes;
@@ -75,13 +76,6 @@ pub(crate) const ACTIONS: &[(&str, Handler)] = &[
     }),
 ];
 
-fn attrs_of(v: &Value) -> Map<String, Value> {
-    v.get("attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// A completed job, stored so its `get_*_job` reads it, answered in the operation's shape.
 fn finish_job(
     state: &mut State,
@@ -92,10 +86,7 @@ fn finish_job(
     links: &[(String, Key)],
 ) -> Result<Response, Fail> {
     let now = rfc3339(cx.now);
-    let names: Vec<String> = cx
-        .rshape()
-        .and_then(|r| r.attrs.clone())
-        .unwrap_or_default();
+    let names = cx.attr_names();
     let mut a = Map::new();
     let (total, failed) = counts;
     for (k, v) in [
@@ -169,23 +160,16 @@ fn bulk_job(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let names: Vec<String> = shapes::item(&ty)
-            .and_then(|s| s.attrs.clone())
-            .unwrap_or_default();
+        let names = shapes::attr_names(&ty);
         if names.is_empty() {
             return Err(bad(
                 format!("item {i}: `{ty}` is not a type this job takes"),
                 json!({"pointer": format!("/data/attributes/{field}/data/{i}/type")}),
             ));
         }
-        let given = attrs_of(it);
-        let mut attrs: Map<String, Value> = given
-            .iter()
-            .filter(|(k, _)| names.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut attrs = known(&attrs_of(it), names);
         if job_ty.ends_with("-bulk-create-job") {
-            stamp_times(&mut attrs, &names, &now, true);
+            stamp_times(&mut attrs, names, &now, true);
             let id = it
                 .get("id")
                 .and_then(Value::as_str)
@@ -223,7 +207,7 @@ fn bulk_job(
             if job_ty.ends_with("-bulk-delete-job") {
                 state.data.get_mut(&ty).map(|m| m.remove(&id));
             } else {
-                stamp_times(&mut attrs, &names, &now, false);
+                stamp_times(&mut attrs, names, &now, false);
                 let r = state.get_mut(&key).expect("checked");
                 for (k, v) in attrs {
                     r.attributes.insert(k, v);
@@ -257,9 +241,7 @@ fn import_profiles(
         let (pid, _) = upsert_profile(state, cx.now, id.as_deref(), &a);
         let pk = ("profile".to_string(), pid);
         for (_, l) in &lists {
-            if !state.related(l, "profiles", "profile").contains(&pk) {
-                state.link(l, "profiles", &pk);
-            }
+            state.relate(l, "profiles", &pk);
         }
         links.push(("profiles".to_string(), pk));
     }
@@ -405,15 +387,9 @@ fn push_token(
             "/data/attributes/profile/data",
         )?;
         let (pid, _) = upsert_profile(state, cx.now, pid.as_deref(), &pa);
-        let names: Vec<String> = shapes::item("push-token")
-            .and_then(|s| s.attrs.clone())
-            .unwrap_or_default();
-        let mut attrs: Map<String, Value> = a
-            .iter()
-            .filter(|(k, _)| names.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        stamp_times(&mut attrs, &names, &rfc3339(cx.now), true);
+        let names = shapes::attr_names("push-token");
+        let mut attrs = known(&a, names);
+        stamp_times(&mut attrs, names, &rfc3339(cx.now), true);
         let id = existing
             .first()
             .cloned()
@@ -542,8 +518,7 @@ fn campaign_of(state: &State, body: &Value) -> Result<Key, Fail> {
         "/data/id",
         "data.id must be the campaign's id",
     )?;
-    let k = existing(state, "campaign", id, "/data/id")?;
-    Ok(k)
+    existing(state, "campaign", id, "/data/id")
 }
 
 fn send_campaign(
@@ -741,7 +716,7 @@ fn render_template(state: &mut State, cx: &Ctx, body: &Value) -> Result<Response
         .or_default()
         .insert(id.to_string(), rendered);
     let mut doc = document(&scratch, cx, std::slice::from_ref(&key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/templates/{id}", cx.base)});
+    doc["links"] = json!({"self": resource_url(cx.base, &key)});
     Ok(Response {
         status: status(cx, 201),
         body: doc,
@@ -832,10 +807,11 @@ fn merge(state: &mut State, cx: &Ctx, body: &Value, changed: &mut bool) -> Resul
         state.data.get_mut("profile").map(|m| m.remove(s));
     }
     *changed = true;
+    let url = resource_url(cx.base, &dk);
     Ok(Response {
         status: status(cx, 201),
-        body: json!({"data": {"type": "profile", "id": dest, "links": {"self": format!("{}/api/profiles/{dest}", cx.base)}},
-                     "links": {"self": format!("{}/api/profiles/{dest}", cx.base)}}),
+        body: json!({"data": {"type": "profile", "id": dest, "links": {"self": url}},
+                     "links": {"self": url}}),
         operation: Some(cx.op),
     })
 }
@@ -844,10 +820,10 @@ fn merge(state: &mut State, cx: &Ctx, body: &Value, changed: &mut bool) -> Resul
 fn upload_image(
     state: &mut State,
     cx: &Ctx,
-    body: &Value,
+    _body: &Value,
     changed: &mut bool,
 ) -> Result<Response, Fail> {
-    let raw = body.get("__raw").and_then(Value::as_str).unwrap_or("");
+    let raw = String::from_utf8_lossy(cx.raw);
     let boundary = raw.lines().next().unwrap_or("").trim().to_string();
     if !boundary.starts_with("--") {
         return Err(bad(
@@ -1112,8 +1088,8 @@ fn report(state: &State, cx: &Ctx, body: &Value, kind: Report) -> Result<Respons
             .filter_map(|s| s.as_str().map(String::from))
             .collect()
     });
-    // One row per message: (groupings, counts, when).
-    let mut rows: Vec<(Map<String, Value>, Counts, i64)> = Vec::new();
+    // One row per message: (groupings, counts).
+    let mut rows: Vec<(Map<String, Value>, Counts)> = Vec::new();
     let mut owners = Vec::new();
     match kind {
         Report::Campaigns => {
@@ -1125,9 +1101,9 @@ fn report(state: &State, cx: &Ctx, body: &Value, kind: Report) -> Result<Respons
                     .and_then(Value::as_str)
                     .and_then(query::instant)
                     .map(|s| s as i64);
-                let Some(t) = sent.filter(|t| *t >= from && *t < to) else {
+                if !sent.is_some_and(|t| t >= from && t < to) {
                     continue;
-                };
+                }
                 if c.attributes.get("status").and_then(Value::as_str) != Some("Sent") {
                     continue;
                 }
@@ -1137,7 +1113,7 @@ fn report(state: &State, cx: &Ctx, body: &Value, kind: Report) -> Result<Respons
                     g.insert("campaign_id".into(), json!(id));
                     g.insert("campaign_message_id".into(), json!(m.1));
                     g.insert("send_channel".into(), json!("email"));
-                    rows.push((g, Counts::of(&m.1, n), t));
+                    rows.push((g, Counts::of(&m.1, n)));
                 }
                 owners.push(key);
             }
@@ -1156,51 +1132,50 @@ fn report(state: &State, cx: &Ctx, body: &Value, kind: Report) -> Result<Respons
                         g.insert("send_channel".into(), json!("email"));
                         // A live flow sends every day: recipients per day from its id.
                         let per_day = 3.0 + (Counts::of(&m.1, 100.0).opens_unique % 9.0);
-                        rows.push((g, Counts::of(&m.1, per_day), -1));
+                        rows.push((g, Counts::of(&m.1, per_day)));
                     }
                 }
                 owners.push(key);
             }
         }
     }
-    let grouped = |rows: &[(Map<String, Value>, Counts, i64)],
-                   scale: f64|
-     -> Vec<(Map<String, Value>, Counts)> {
-        let mut out: Vec<(Map<String, Value>, Counts)> = Vec::new();
-        for (g, c, _) in rows {
-            let g: Map<String, Value> = match &group_by {
-                Some(keys) => g
-                    .iter()
-                    .filter(|(k, _)| keys.contains(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                None => g.clone(),
-            };
-            let mut c = *c;
-            if scale != 1.0 {
-                for v in [
-                    &mut c.recipients,
-                    &mut c.delivered,
-                    &mut c.bounced,
-                    &mut c.opens,
-                    &mut c.opens_unique,
-                    &mut c.clicks,
-                    &mut c.clicks_unique,
-                    &mut c.conversions,
-                    &mut c.unsubscribes,
-                    &mut c.spam,
-                ] {
-                    *v = (*v * scale).round();
+    let grouped =
+        |rows: &[(Map<String, Value>, Counts)], scale: f64| -> Vec<(Map<String, Value>, Counts)> {
+            let mut out: Vec<(Map<String, Value>, Counts)> = Vec::new();
+            for (g, c) in rows {
+                let g: Map<String, Value> = match &group_by {
+                    Some(keys) => g
+                        .iter()
+                        .filter(|(k, _)| keys.contains(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    None => g.clone(),
+                };
+                let mut c = *c;
+                if scale != 1.0 {
+                    for v in [
+                        &mut c.recipients,
+                        &mut c.delivered,
+                        &mut c.bounced,
+                        &mut c.opens,
+                        &mut c.opens_unique,
+                        &mut c.clicks,
+                        &mut c.clicks_unique,
+                        &mut c.conversions,
+                        &mut c.unsubscribes,
+                        &mut c.spam,
+                    ] {
+                        *v = (*v * scale).round();
+                    }
+                    c.conversion_value = (c.conversion_value * scale * 100.0).round() / 100.0;
                 }
-                c.conversion_value = (c.conversion_value * scale * 100.0).round() / 100.0;
+                match out.iter_mut().find(|(og, _)| *og == g) {
+                    Some((_, oc)) => oc.add(&c),
+                    None => out.push((g, c)),
+                }
             }
-            match out.iter_mut().find(|(og, _)| *og == g) {
-                Some((_, oc)) => oc.add(&c),
-                None => out.push((g, c)),
-            }
-        }
-        out
-    };
+            out
+        };
     let days = ((to - from) as f64 / 86400.0).max(0.0);
     let mut attributes = Map::new();
     let results: Vec<Value> = match kind {
@@ -1217,14 +1192,7 @@ fn report(state: &State, cx: &Ctx, body: &Value, kind: Report) -> Result<Respons
                     ))
                 }
             };
-            let n = ((to - from) + step - 1) / step;
-            if n > 1000 {
-                return Err(bad(
-                    "the timeframe holds more than 1000 intervals; use a longer interval".into(),
-                    json!({"pointer": "/data/attributes/interval"}),
-                ));
-            }
-            let times: Vec<i64> = (0..n).map(|i| from + i * step).collect();
+            let times = buckets(from, to, step, "interval", "/data/attributes/interval")?;
             attributes.insert(
                 "date_times".into(),
                 json!(times.iter().map(|t| rfc3339(*t)).collect::<Vec<_>>()),

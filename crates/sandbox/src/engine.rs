@@ -106,24 +106,10 @@ pub(crate) fn not_found(what: &str, id: &str, pointer: Option<&str>) -> Fail {
     )
 }
 
-/// Percent-decodes a query component; `+` is a space, as in every form-encoded query (the
-/// component, like any careful client, sends a literal plus as `%2B`).
-pub fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes a query component: `+` is a space, as in every form-encoded query (a literal plus
+/// arrives as `%2B`, which the catalog's decoder then restores).
+fn query_decode(s: &str) -> String {
+    klaviyo_catalog::encode::decode(&s.replace('+', " "))
 }
 
 pub struct Query {
@@ -141,7 +127,10 @@ impl Query {
                 (k.to_string(), v.to_string())
             })
             .collect();
-        let pairs = raw.iter().map(|(k, v)| (decode(k), decode(v))).collect();
+        let pairs = raw
+            .iter()
+            .map(|(k, v)| (query_decode(k), query_decode(v)))
+            .collect();
         Query { raw, pairs }
     }
     pub fn get(&self, k: &str) -> Option<&str> {
@@ -163,7 +152,7 @@ impl Query {
         let mut parts: Vec<String> = self
             .raw
             .iter()
-            .filter(|(k, _)| decode(k) != "page[cursor]")
+            .filter(|(k, _)| query_decode(k) != "page[cursor]")
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         parts.push(format!("page%5Bcursor%5D={cursor}"));
@@ -171,8 +160,8 @@ impl Query {
     }
 }
 
-/// The collection segment of `/api/<seg>/…` for a resource type, and back.
-pub(crate) fn collection_of(ty: &str) -> String {
+/// The collection segment of `/api/<seg>/…` for a resource type.
+fn collection_of(ty: &str) -> String {
     use std::collections::HashMap;
     use std::sync::OnceLock;
     static MAP: OnceLock<HashMap<String, String>> = OnceLock::new();
@@ -192,6 +181,16 @@ pub(crate) fn collection_of(ty: &str) -> String {
         m
     });
     m.get(ty).cloned().unwrap_or_else(|| format!("{ty}s"))
+}
+
+/// The URL of a resource (`/api/<collection>/<id>`, the id encoded as the component encodes
+/// path ids), the base of every link the sandbox writes.
+pub(crate) fn resource_url(base: &str, k: &Key) -> String {
+    format!(
+        "{base}/api/{}/{}",
+        collection_of(&k.0),
+        klaviyo_catalog::encode::path_segment(&k.1)
+    )
 }
 
 /// The resource type of collection `/api/<seg>`.
@@ -218,12 +217,39 @@ pub(crate) struct Ctx<'a> {
     pub op: &'static Operation,
     pub shape: Option<&'static Shape>,
     pub now: i64,
+    /// The body as it came (a multipart upload is not JSON).
+    pub raw: &'a [u8],
 }
 
 impl Ctx<'_> {
     pub(crate) fn rshape(&self) -> Option<&'static ResourceShape> {
         self.shape.and_then(|s| s.data.first())
     }
+
+    /// The attribute names of the resource this operation answers with (none when it answers
+    /// no resource).
+    pub(crate) fn attr_names(&self) -> &'static [String] {
+        self.rshape()
+            .and_then(|r| r.attrs.as_deref())
+            .unwrap_or(&[])
+    }
+}
+
+/// The `attributes` object of a JSON:API resource object (empty when it has none).
+pub(crate) fn attrs_of(v: &Value) -> Map<String, Value> {
+    v.get("attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The attributes of `given` that `names` (a shape's attribute names) allow.
+pub(crate) fn known(given: &Map<String, Value>, names: &[String]) -> Map<String, Value> {
+    given
+        .iter()
+        .filter(|(k, _)| names.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Answers one request; `changed` says whether the account changed (and must be saved).
@@ -270,15 +296,14 @@ pub fn handle(state: &mut State, base: &str, req: &Request, now: i64) -> (Respon
         op,
         shape: shapes::of(op.id),
         now,
+        raw: req.body,
     };
     let multipart = op
         .body
         .as_ref()
         .is_some_and(|b| b.encoding == klaviyo_catalog::BodyEncoding::Multipart);
-    let body: Value = if req.body.is_empty() {
+    let body: Value = if req.body.is_empty() || multipart {
         Value::Null
-    } else if multipart {
-        json!({"__raw": String::from_utf8_lossy(req.body)})
     } else {
         match serde_json::from_slice(req.body) {
             Ok(v) => v,
@@ -323,11 +348,7 @@ pub(crate) fn profile_ref(
     data: &Value,
     pointer: &str,
 ) -> Result<(Option<String>, Map<String, Value>), Fail> {
-    let attrs = data
-        .get("attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let attrs = attrs_of(data);
     let id = data.get("id").and_then(Value::as_str).map(String::from);
     if id.is_none()
         && !["email", "phone_number", "external_id"]
@@ -373,7 +394,7 @@ pub(crate) fn answer_one(
     fallback: u16,
 ) -> Result<Response, Fail> {
     let mut doc = document(state, cx, std::slice::from_ref(key), false)?;
-    doc["links"] = json!({"self": format!("{}/api/{}/{}", cx.base, collection_of(&key.0), key.1)});
+    doc["links"] = json!({"self": resource_url(cx.base, key)});
     Ok(Response {
         status: status(cx, fallback),
         body: doc,
@@ -429,13 +450,14 @@ enum Pattern {
     Related,
 }
 
-fn pattern(op: &Operation) -> Option<Pattern> {
+/// The pattern of `op`'s path and the resource type of its collection.
+fn pattern(op: &Operation) -> Option<(Pattern, String)> {
     let tpl: Vec<&str> = op.path.split('/').filter(|s| !s.is_empty()).collect();
     if tpl.first() != Some(&"api") || tpl.len() < 2 {
         return None;
     }
-    type_of(tpl[1])?;
-    Some(match (tpl.len(), op.method) {
+    let ty = type_of(tpl[1])?;
+    let pat = match (tpl.len(), op.method) {
         (2, Method::Get) => Pattern::List,
         // A plain resource collection: a job or a query posted there is not a resource.
         (2, Method::Post)
@@ -450,7 +472,8 @@ fn pattern(op: &Operation) -> Option<Pattern> {
         (5, _) if tpl[3] == "relationships" => Pattern::Relationship,
         (4, Method::Get) => Pattern::Related,
         _ => return None,
-    })
+    };
+    Some((pat, ty))
 }
 
 fn handler(op: &Operation) -> Option<Handler> {
@@ -476,7 +499,7 @@ fn dispatch(
     if let Some(h) = handler(op) {
         return h(state, cx, body, changed);
     }
-    let Some(pat) = pattern(op) else {
+    let Some((pat, ty)) = pattern(op) else {
         return Err(not_simulated(op));
     };
     let tpl: Vec<&str> = op.path.split('/').filter(|s| !s.is_empty()).collect();
@@ -484,9 +507,8 @@ fn dispatch(
         .path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(decode)
+        .map(klaviyo_catalog::encode::decode)
         .collect();
-    let ty = type_of(tpl[1]).expect("pattern() checked the type");
     let id = got.get(2).cloned().unwrap_or_default();
     let owner: Key = (ty.clone(), id.clone());
     if matches!(
@@ -540,6 +562,14 @@ pub(crate) fn status(cx: &Ctx, fallback: u16) -> u16 {
     cx.shape.map_or(fallback, |s| s.status)
 }
 
+/// The ids a relationship holds as a filter compares them: one id, or a list of them.
+fn ids_value(keys: &[Key]) -> Value {
+    match keys {
+        [one] => json!(one.1),
+        many => Value::Array(many.iter().map(|k| json!(k.1)).collect()),
+    }
+}
+
 /// A field's value for filters and sorting.
 fn field(state: &State, k: &Key, name: &str) -> Result<Value, String> {
     let r = state.get(k).ok_or("gone")?;
@@ -552,12 +582,7 @@ fn field(state: &State, k: &Key, name: &str) -> Result<Value, String> {
     // `coupon.id`, `profile.id`: the ids of a relationship.
     if let Some(rel) = name.strip_suffix(".id") {
         if let Some(v) = r.rels.get(rel) {
-            let ids: Vec<Value> = v.iter().map(|k| json!(k.1)).collect();
-            return Ok(if ids.len() == 1 {
-                ids[0].clone()
-            } else {
-                Value::Array(ids)
-            });
+            return Ok(ids_value(v));
         }
         if shapes::item(&k.0).is_some_and(|s| s.rels.contains_key(rel)) {
             // A relationship of the type with nothing linked.
@@ -582,12 +607,7 @@ fn field(state: &State, k: &Key, name: &str) -> Result<Value, String> {
     if let Some(rel) = name.strip_suffix("_id") {
         let rel = rel.replace('_', "-");
         if let Some(v) = r.rels.get(&rel) {
-            let ids: Vec<Value> = v.iter().map(|k| json!(k.1)).collect();
-            return Ok(if ids.len() == 1 {
-                ids[0].clone()
-            } else {
-                Value::Array(ids)
-            });
+            return Ok(ids_value(v));
         }
         // Membership stored on the other side (a profile's lists).
         return Ok(Value::Null);
@@ -861,15 +881,14 @@ pub(crate) fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceSh
             json!(state.related(k, "profiles", "profile").len()),
         );
     }
-    let coll = collection_of(&k.0);
-    let id_enc = k.1.replace('$', "%24").replace(':', "%3A");
+    let url = resource_url(cx.base, k);
     let mut rels = Map::new();
     for rel in shape.rels.keys() {
         rels.insert(
             rel.clone(),
             json!({"links": {
-                "self": format!("{}/api/{coll}/{id_enc}/relationships/{rel}", cx.base),
-                "related": format!("{}/api/{coll}/{id_enc}/{rel}", cx.base)
+                "self": format!("{url}/relationships/{rel}"),
+                "related": format!("{url}/{rel}")
             }}),
         );
     }
@@ -877,7 +896,7 @@ pub(crate) fn render(state: &State, cx: &Ctx, k: &Key, shape: Option<&ResourceSh
     if !shape.rels.is_empty() {
         v["relationships"] = Value::Object(rels);
     }
-    v["links"] = json!({"self": format!("{}/api/{coll}/{id_enc}", cx.base)});
+    v["links"] = json!({ "self": url });
     v
 }
 
@@ -1007,22 +1026,11 @@ fn create(
     changed: &mut bool,
 ) -> Result<Response, Fail> {
     let data = data_of(body, ty)?;
-    let names: Vec<String> = cx
-        .rshape()
-        .and_then(|r| r.attrs.clone())
-        .unwrap_or_default();
-    let given = data
-        .get("attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut attrs: Map<String, Value> = given
-        .iter()
-        .filter(|(k, _)| names.contains(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let names = cx.attr_names();
+    let given = attrs_of(data);
+    let mut attrs = known(&given, names);
     let now = rfc3339(cx.now);
-    stamp_times(&mut attrs, &names, &now, true);
+    stamp_times(&mut attrs, names, &now, true);
     if ty == "profile" {
         if let Some((id, f)) = duplicate_profile(state, &attrs, None) {
             return Err(duplicate(&id, &f));
@@ -1120,16 +1128,11 @@ fn update(
             ));
         }
     }
-    let names: Vec<String> = cx
-        .rshape()
-        .and_then(|r| r.attrs.clone())
-        .or_else(|| shapes::item(&key.0).and_then(|s| s.attrs.clone()))
-        .unwrap_or_default();
-    let given = data
-        .get("attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let names = match cx.attr_names() {
+        [] => shapes::attr_names(&key.0),
+        n => n,
+    };
+    let given = attrs_of(data);
     if key.0 == "profile" {
         if let Some((id, f)) = duplicate_profile(state, &given, Some(&key.1)) {
             return Err(duplicate(&id, &f));
@@ -1155,7 +1158,7 @@ fn update(
             }
         }
     }
-    stamp_times(&mut r.attributes, &names, &now, false);
+    stamp_times(&mut r.attributes, names, &now, false);
     for (rel, to) in links {
         if let Some(v) = state.get_mut(key).and_then(|r| r.rels.get_mut(&rel)) {
             v.clear();
@@ -1192,12 +1195,7 @@ fn relationship(
         let keys = state.related(owner, rel, &target);
         if cx.shape.is_some_and(|s| s.many) {
             let mut r = list(state, cx, keys, true)?;
-            r.body["links"]["related"] = json!(format!(
-                "{}/api/{}/{}/{rel}",
-                cx.base,
-                collection_of(&owner.0),
-                owner.1
-            ));
+            r.body["links"]["related"] = json!(format!("{}/{rel}", resource_url(cx.base, owner)));
             return Ok(r);
         }
         let d = keys
@@ -1205,7 +1203,7 @@ fn relationship(
             .map_or(Value::Null, |k| json!({"type": k.0, "id": k.1}));
         return Ok(Response {
             status: status(cx, 200),
-            body: json!({"data": d, "links": {"self": format!("{}{}", cx.base, cx.path), "related": format!("{}/api/{}/{}/{rel}", cx.base, collection_of(&owner.0), owner.1)}}),
+            body: json!({"data": d, "links": {"self": format!("{}{}", cx.base, cx.path), "related": format!("{}/{rel}", resource_url(cx.base, owner))}}),
             operation: Some(cx.op),
         });
     }
@@ -1239,9 +1237,7 @@ fn relationship(
     match m {
         Method::Post => {
             for k in &keys {
-                if !state.related(owner, rel, &target).contains(k) {
-                    state.link(owner, rel, k);
-                }
+                state.relate(owner, rel, k);
             }
         }
         Method::Delete => {
@@ -1285,9 +1281,7 @@ pub(crate) fn upsert_profile(
     id: Option<&str>,
     attrs: &Map<String, Value>,
 ) -> (String, bool) {
-    let names: Vec<String> = shapes::item("profile")
-        .and_then(|s| s.attrs.clone())
-        .unwrap_or_default();
+    let names = shapes::attr_names("profile");
     let now_s = rfc3339(now);
     match find_profile(state, id, attrs) {
         Some(pid) => {
@@ -1312,11 +1306,9 @@ pub(crate) fn upsert_profile(
             (pid, false)
         }
         None => {
-            let mut a: Map<String, Value> = attrs
-                .iter()
-                .filter(|(k, _)| names.contains(k) && *k != "subscriptions")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            // Consent is set by subscribing, never by writing the profile.
+            let mut a = known(attrs, names);
+            a.remove("subscriptions");
             a.insert("created".into(), json!(now_s));
             a.insert("updated".into(), json!(now_s));
             let has_phone = a.get("phone_number").is_some_and(Value::is_string);
@@ -1390,11 +1382,7 @@ pub(crate) fn subscribe(
     }
     let now_s = rfc3339(cx.now);
     for (i, p) in profiles.iter().enumerate() {
-        let attrs = p
-            .get("attributes")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let attrs = attrs_of(p);
         let id = p.get("id").and_then(Value::as_str);
         if id.is_none()
             && !["email", "phone_number"]
@@ -1449,9 +1437,7 @@ pub(crate) fn subscribe(
         }
         if let Some(l) = &list {
             if on {
-                if !state.related(l, "profiles", "profile").contains(&key) {
-                    state.link(l, "profiles", &key);
-                }
+                state.relate(l, "profiles", &key);
             } else {
                 state.unlink(l, "profiles", &key);
             }
@@ -1475,11 +1461,7 @@ fn delete_profile_job(
                 json!({"pointer": "/data/attributes/profile/data"}),
             )
         })?;
-    let attrs = p
-        .get("attributes")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let attrs = attrs_of(p);
     let Some(pid) = find_profile(state, p.get("id").and_then(Value::as_str), &attrs) else {
         // Klaviyo accepts the job whether or not the profile exists; nothing to delete here.
         return Ok(Response::empty(status(cx, 202), cx.op));
@@ -1584,6 +1566,27 @@ pub(crate) fn record_event(
     Ok(())
 }
 
+/// The starts of the `step`-long intervals from `start` until `to` (a report's dates); at most
+/// 1,000, else a 400 at `pointer` naming the `unit`.
+pub(crate) fn buckets(
+    start: i64,
+    to: i64,
+    step: i64,
+    unit: &str,
+    pointer: &str,
+) -> Result<Vec<i64>, Fail> {
+    let n = (to - start + step - 1).div_euclid(step).max(0);
+    if n > 1000 {
+        return Err(bad(
+            format!(
+                "the time range holds more than 1000 {unit}s; narrow it or use a longer interval"
+            ),
+            json!({ "pointer": pointer }),
+        ));
+    }
+    Ok((0..n).map(|i| start + i * step).collect())
+}
+
 /// `query_metric_aggregates`: count, sum_value and unique per interval over the stored events
 /// of one metric, within the `datetime` bounds of the filter.
 fn aggregates(state: &State, cx: &Ctx, body: &Value) -> Result<Response, Fail> {
@@ -1662,18 +1665,7 @@ fn aggregates(state: &State, cx: &Ctx, body: &Value) -> Result<Response, Fail> {
     } else {
         from.div_euclid(3600) * 3600
     };
-    if (to - start) / step > 1000 {
-        return Err(bad(
-            format!("the time range holds more than 1000 {interval}s; narrow the filter's range or use a longer interval"),
-            json!({"pointer": "/data/attributes/filter"}),
-        ));
-    }
-    let mut dates = Vec::new();
-    let mut t = start;
-    while t < to {
-        dates.push(t);
-        t += step;
-    }
+    let dates = buckets(start, to, step, interval, "/data/attributes/filter")?;
     let n = dates.len();
     let mut count = vec![0f64; n];
     let mut sum = vec![0f64; n];
@@ -1687,7 +1679,7 @@ fn aggregates(state: &State, cx: &Ctx, body: &Value) -> Result<Response, Fail> {
             .get("timestamp")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        if ts < from || ts >= to || ts < start {
+        if ts < from || ts >= to {
             continue;
         }
         let i = ((ts - start) / step) as usize;

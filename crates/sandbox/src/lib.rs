@@ -27,6 +27,17 @@ pub use engine::Request;
 /// Default seed of the sample account.
 pub const DEFAULT_SEED: u64 = 1;
 
+/// The name the sandbox account goes by where accounts are told apart (audit records'
+/// `connection`, the pacing budget): `sandbox:SEED`.
+pub fn account_name(seed: u64) -> String {
+    format!("sandbox:{seed}")
+}
+
+/// Whether an account name (an audit record's `connection`) is a sandbox account's.
+pub fn is_account_name(name: &str) -> bool {
+    name.starts_with("sandbox:")
+}
+
 /// The sample account's public API key (`company_id` of `/client/*` requests).
 pub const PUBLIC_KEY: &str = "SbX4mP";
 
@@ -69,6 +80,14 @@ impl Faults {
     pub fn any(&self) -> bool {
         self.throttle + self.server_error + self.timeout > 0.0
     }
+}
+
+/// The fault drawn for one request.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    Throttle,
+    ServerError,
+    Timeout,
 }
 
 /// What the sandbox answers.
@@ -197,12 +216,13 @@ impl Sandbox {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let roll = |rng: &mut seed::Rng| (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
             let r = roll(&mut inner.rng);
-            let fault = if r < self.faults.throttle {
-                Some("429")
-            } else if r < self.faults.throttle + self.faults.server_error {
-                Some("5xx")
-            } else if r < self.faults.throttle + self.faults.server_error + self.faults.timeout {
-                Some("timeout")
+            let f = &self.faults;
+            let fault = if r < f.throttle {
+                Some(Fault::Throttle)
+            } else if r < f.throttle + f.server_error {
+                Some(Fault::ServerError)
+            } else if r < f.throttle + f.server_error + f.timeout {
+                Some(Fault::Timeout)
             } else {
                 None
             };
@@ -256,12 +276,12 @@ impl Sandbox {
             }
         };
         match fault {
-            Some("429") => {
+            Some(Fault::Throttle) => {
                 let mut h = headers.clone();
                 h.push(("retry-after".into(), "1".into()));
                 return answer(429, engine::error(429, "throttled", "Request was throttled.", "Request was throttled. Expected available in 1 second. (sandbox fault injection)".into(), None), h);
             }
-            Some("5xx") => {
+            Some(Fault::ServerError) => {
                 return answer(
                     503,
                     engine::error(
@@ -275,19 +295,16 @@ impl Sandbox {
                     headers,
                 );
             }
-            _ => {}
+            Some(Fault::Timeout) | None => {}
         }
-        let result = self.with_state(|st| {
-            let (r, changed) = engine::handle(st, base, req, now);
-            (r, changed)
-        });
+        let result = self.with_state(|st| engine::handle(st, base, req, now));
         match result {
             Err(e) => answer(
                 500,
                 engine::error(500, "sandbox_state", "Sandbox state unavailable.", e, None),
                 headers,
             ),
-            Ok(_) if fault == Some("timeout") => Outcome::Timeout,
+            Ok(_) if fault == Some(Fault::Timeout) => Outcome::Timeout,
             Ok(r) => answer(r.status, r.body, headers),
         }
     }

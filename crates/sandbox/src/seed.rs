@@ -8,7 +8,7 @@
 //! days before `today`, so reports over "last week" find data whenever the sandbox was reset.
 
 use crate::query::rfc3339;
-use crate::store::{Key, Resource, State};
+use crate::store::{Key, State};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -122,37 +122,15 @@ fn obj(v: Value) -> Map<String, Value> {
 
 impl Seeder {
     fn put(&mut self, ty: &str, id: &str, attrs: Value) -> Key {
-        self.state.data.entry(ty.into()).or_default().insert(
-            id.into(),
-            Resource {
-                attributes: obj(attrs),
-                ..Resource::default()
-            },
-        );
-        (ty.to_string(), id.to_string())
+        self.state.insert(ty, id, obj(attrs))
     }
 
     fn link(&mut self, from: &Key, rel: &str, to: &Key) {
-        if let Some(r) = self
-            .state
-            .data
-            .get_mut(&from.0)
-            .and_then(|m| m.get_mut(&from.1))
-        {
-            let v = r.rels.entry(rel.into()).or_default();
-            if !v.contains(to) {
-                v.push(to.clone());
-            }
-        }
+        self.state.link(from, rel, to);
     }
 
     fn hide(&mut self, at: &Key, name: &str, v: Value) {
-        if let Some(r) = self
-            .state
-            .data
-            .get_mut(&at.0)
-            .and_then(|m| m.get_mut(&at.1))
-        {
+        if let Some(r) = self.state.get_mut(at) {
             r.hidden.insert(name.into(), v);
         }
     }

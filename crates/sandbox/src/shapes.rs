@@ -68,6 +68,11 @@ pub fn of(id: &str) -> Option<&'static Shape> {
     all().get(id)
 }
 
+/// The attribute names of a `ty` resource as its own `get_*` answers it (none when unknown).
+pub fn attr_names(ty: &str) -> &'static [String] {
+    item(ty).and_then(|s| s.attrs.as_deref()).unwrap_or(&[])
+}
+
 /// The shape of a single `ty` resource as its own `get_*` answers it (for `included`, and for
 /// answers of operations whose shape names no attributes).
 pub fn item(ty: &str) -> Option<&'static ResourceShape> {

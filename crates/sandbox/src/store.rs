@@ -166,6 +166,14 @@ impl State {
         }
     }
 
+    /// Links `from` to `to` through `rel` unless they are related already, from either side
+    /// (a membership stored on the profile is not stored again on the list).
+    pub fn relate(&mut self, from: &Key, rel: &str, to: &Key) {
+        if !self.related(from, rel, &to.0).contains(to) {
+            self.link(from, rel, to);
+        }
+    }
+
     pub fn link(&mut self, from: &Key, rel: &str, to: &Key) {
         if let Some(r) = self.get_mut(from) {
             let v = r.rels.entry(rel.to_string()).or_default();
