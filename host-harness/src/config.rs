@@ -587,7 +587,7 @@ pub fn resolve(
         let seed = l.sandbox_seed.unwrap_or(klaviyo_sandbox::DEFAULT_SEED);
         // Audit records of the sandbox carry `connection: sandbox:SEED`: `report` and
         // `reconcile` never mix them with a real account's.
-        s.connection = Some(format!("sandbox:{seed}"));
+        s.connection = Some(klaviyo_sandbox::account_name(seed));
         s.sandbox = Some(SandboxSettings { seed, faults });
     } else if l.sandbox_faults.is_some() || l.sandbox_seed.is_some() {
         return Err("sandbox_faults and sandbox_seed apply to the sandbox account only: add --sandbox (KLAVIYO_SANDBOX=1, or sandbox = true in the config file)".into());

@@ -295,17 +295,27 @@ fn resolve_as(
     dry_run: bool,
     connection: Option<&str>,
 ) -> Result<Resolved, Error> {
+    let mut flags = cli.settings.clone();
+    if let Some(s) = serve {
+        flags.serve = s.clone();
+    }
+    resolve_flags(cli, &flags, dry_run, connection)
+}
+
+/// `flags` (the command line's layer, possibly amended) over the config file.
+fn resolve_flags(
+    cli: &Cli,
+    flags: &Layer,
+    dry_run: bool,
+    connection: Option<&str>,
+) -> Result<Resolved, Error> {
     let path = config_path(cli);
     let file = match &path {
         Some(p) => Some((p.as_path(), Layer::from_file(p).map_err(Error::Config)?)),
         None => None,
     };
-    let mut flags = cli.settings.clone();
-    if let Some(s) = serve {
-        flags.serve = s.clone();
-    }
     let env_key = std::env::var_os("KLAVIYO_API_KEY").is_some_and(|k| !k.is_empty());
-    config::resolve(&flags, file, env_key, dry_run, connection).map_err(Error::Config)
+    config::resolve(flags, file, env_key, dry_run, connection).map_err(Error::Config)
 }
 
 /// `--config`, else `~/.config/klaviyo-harness/config.toml` when it exists.
@@ -454,13 +464,7 @@ async fn run(cli: Cli) -> Result<Exit, Error> {
 async fn sandbox(cli: &Cli, action: &SandboxAction) -> Result<Exit, Error> {
     let mut flags = cli.settings.clone();
     flags.sandbox = Some(true);
-    let path = config_path(cli);
-    let file = match &path {
-        Some(p) => Some((p.as_path(), Layer::from_file(p).map_err(Error::Config)?)),
-        None => None,
-    };
-    let r = config::resolve(&flags, file, false, false, cli.connection.as_deref())
-        .map_err(Error::Config)?;
+    let r = resolve_flags(cli, &flags, false, cli.connection.as_deref())?;
     let sb_settings = r.settings.sandbox.clone().expect("sandbox is on");
     let sb = Arc::new(klaviyo_sandbox::Sandbox::new(
         sb_settings.seed,
@@ -803,21 +807,33 @@ async fn check(h: &Harness, r: &Resolved) -> (Exit, Value) {
         None => h.shared().keys.get().await,
     };
     let key_present = matches!(key, Ok(Some(_)));
-    let (accepted, detail, mut code) = match &key {
-        _ if sandbox.is_some() => match h.call("get_accounts", "{}").await.result {
-            Ok(_) => (None, "the sandbox account answered get_accounts (no key is read in the sandbox)".to_string(), Exit::Ok),
-            Err(f) => (None, format!("the sandbox account did not answer: {f}"), Exit::from(&f)),
-        },
-        Ok(Some(_)) => match s.policy.key_check_action() {
-            None => (None, "the policy allows none of the reads the key is checked with (get_accounts, get_lists, get_metrics, get_segments, get_tags)".to_string(), Exit::Ok),
-            Some(action) => match h.call(action, "{}").await.result {
-                Ok(_) => (Some(true), format!("the key was accepted ({action} answered)"), Exit::Ok),
-                Err(Failure::Http { status: 403, .. }) => (Some(true), format!("the key was accepted, but it lacks the scope {action} needs"), Exit::Ok),
-                Err(f) => (Some(false), f.to_string(), Exit::from(&f)),
+    let (accepted, detail, mut code) = if sandbox.is_some() {
+        match h.call("get_accounts", "{}").await.result {
+            Ok(_) => (
+                None,
+                "the sandbox account answered get_accounts (no key is read in the sandbox)"
+                    .to_string(),
+                Exit::Ok,
+            ),
+            Err(f) => (
+                None,
+                format!("the sandbox account did not answer: {f}"),
+                Exit::from(&f),
+            ),
+        }
+    } else {
+        match &key {
+            Ok(Some(_)) => match s.policy.key_check_action() {
+                None => (None, "the policy allows none of the reads the key is checked with (get_accounts, get_lists, get_metrics, get_segments, get_tags)".to_string(), Exit::Ok),
+                Some(action) => match h.call(action, "{}").await.result {
+                    Ok(_) => (Some(true), format!("the key was accepted ({action} answered)"), Exit::Ok),
+                    Err(Failure::Http { status: 403, .. }) => (Some(true), format!("the key was accepted, but it lacks the scope {action} needs"), Exit::Ok),
+                    Err(f) => (Some(false), f.to_string(), Exit::from(&f)),
+                },
             },
-        },
-        Ok(None) => (None, format!("no private key found ({key_source})"), Exit::NotConfigured),
-        Err(e) => (None, e.clone(), Exit::NotConfigured),
+            Ok(None) => (None, format!("no private key found ({key_source})"), Exit::NotConfigured),
+            Err(e) => (None, e.clone(), Exit::NotConfigured),
+        }
     };
     let today = klaviyo_harness::audit::now_rfc3339();
     let revision_status = klaviyo_harness::mcp::http::revision_status(&s.revision, &today);
@@ -1018,8 +1034,16 @@ fn report(
             format!("`{format}` is not a format: use text, json or html"),
         ));
     }
+    let resolved = resolve(cli, None, false);
+    // With --sandbox: the sandbox account's records only (the connection its audit records
+    // carry, `sandbox:SEED`); without: a real account's, the sandbox's left out.
+    let sandbox = resolved
+        .as_ref()
+        .ok()
+        .filter(|r| r.settings.sandbox.is_some())
+        .and_then(|r| r.settings.connection.clone());
     let logs = if logs.is_empty() {
-        match resolve(cli, None, false)?.settings.audit_log {
+        match resolved?.settings.audit_log {
             Some(p) => vec![p],
             None => return Err(Error::NotConfigured(
                 "no audit log is configured: pass --log FILE, or turn auditing on with --audit-log PATH (or KLAVIYO_AUDIT_LOG, or `audit_log` in the config file)".into(),
@@ -1080,12 +1104,6 @@ fn report(
             }
         }
     };
-    // With --sandbox: the sandbox account's records only (its audit records carry
-    // `connection: sandbox:SEED`); without: a real account's, the sandbox's left out.
-    let sandbox = resolve(cli, None, false)
-        .ok()
-        .and_then(|r| r.settings.sandbox)
-        .map(|sb| format!("sandbox:{}", sb.seed));
     let r = report::read(
         &logs,
         since.as_deref(),

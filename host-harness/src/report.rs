@@ -273,14 +273,13 @@ pub fn read(
     progress(1.0);
     // One connection's records, when several write one log. The sandbox account's records
     // (`connection: sandbox:SEED`) are never counted with a real account's.
-    let is_sandbox = |r: &Value| {
-        r["connection"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("sandbox:"))
-    };
     let before = records.len();
-    if !connection.is_some_and(|c| c.starts_with("sandbox:")) {
-        records.retain(|r| !is_sandbox(r));
+    if !connection.is_some_and(klaviyo_sandbox::is_account_name) {
+        records.retain(|r| {
+            !r["connection"]
+                .as_str()
+                .is_some_and(klaviyo_sandbox::is_account_name)
+        });
     }
     let left_out = before - records.len();
     if let Some(c) = connection {

@@ -25,25 +25,18 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     ready(addr);
     let base = format!("http://{addr}");
-    let stop = async {
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    tokio::pin!(stop);
+    // Stopped as `serve --http` is: SIGTERM or SIGINT; an accept that fails skips that client.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     loop {
-        let (io, _) = tokio::select! {
-            a = listener.accept() => a?,
-            _ = &mut stop => return Ok(()),
+        let io = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((io, _)) => io,
+                Err(_) => continue,
+            },
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
         };
         let sb = sb.clone();
         let base = base.clone();

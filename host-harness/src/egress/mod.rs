@@ -338,7 +338,7 @@ pub async fn guard(call: CallScope, request: http::Request<WasiBody>) -> SendRes
     let mut key: Option<Secret> = None;
     let account = if let Some(sb) = &call.shared.sandbox {
         // The sandbox needs no key and must never see one.
-        format!("sandbox:{}", sb.seed())
+        klaviyo_sandbox::account_name(sb.seed())
     } else if op.client {
         format!("public:{}", s.public_key.as_deref().unwrap_or(""))
     } else {

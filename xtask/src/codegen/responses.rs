@@ -8,8 +8,8 @@
 //! object of its own required members), its relationships (name → target type, `*` for
 //! to-many) and whether `links` is required. `allOf` is merged, `oneOf` gives alternatives.
 //!
-//! Contract: deterministic (sorted keys, one operation per line); a `$ref` that leads nowhere is
-//! an error naming the operation. Nothing of the spec's prose is copied: names and types only.
+//! Contract: deterministic (sorted keys, one operation per line); an operation without a success
+//! response is an error naming it. Nothing of the spec's prose is copied: names and types only.
 
 use super::spec::{deref, strings, Op};
 use serde_json::{json, Map, Value};
@@ -43,14 +43,9 @@ pub fn shapes(spec: &Value, ops: &[Op]) -> Result<String, String> {
                     shape.insert("document".into(), default_of(spec, &doc));
                 }
                 Some(data) => {
-                    let data = flat(spec, data);
-                    let (many, item) = if data["type"] == "array" {
-                        (true, flat(spec, &data["items"]))
-                    } else {
-                        (false, data)
-                    };
+                    let (many, item) = one_or_many(spec, data);
                     shape.insert("many".into(), json!(many));
-                    if data_nullable(&item) {
+                    if item["nullable"] == true {
                         shape.insert("nullable".into(), json!(true));
                     }
                     let alternatives: Vec<Value> = match item.get("oneOf").and_then(Value::as_array)
@@ -70,8 +65,14 @@ pub fn shapes(spec: &Value, ops: &[Op]) -> Result<String, String> {
     Ok(super::json_lines("operations", out.iter()))
 }
 
-fn data_nullable(s: &Value) -> bool {
-    s["nullable"] == true
+/// A `data` schema as (whether it is an array, the schema of one item).
+fn one_or_many(spec: &Value, data: &Value) -> (bool, Value) {
+    let data = flat(spec, data);
+    if data["type"] == "array" {
+        (true, flat(spec, &data["items"]))
+    } else {
+        (false, data)
+    }
 }
 
 /// One resource object's shape.
@@ -100,12 +101,7 @@ fn resource(spec: &Value, r: &Value) -> Value {
         let mut m = Map::new();
         for (name, rel) in rels["properties"].as_object().into_iter().flatten() {
             let rel = flat(spec, rel);
-            let data = flat(spec, &rel["properties"]["data"]);
-            let (many, item) = if data["type"] == "array" {
-                (true, flat(spec, &data["items"]))
-            } else {
-                (false, data)
-            };
+            let (many, item) = one_or_many(spec, &rel["properties"]["data"]);
             let ty = enum_first(spec, &item["properties"]["type"]).unwrap_or_default();
             m.insert(
                 name.clone(),
